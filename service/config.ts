@@ -1,0 +1,132 @@
+/**
+ * The process's whole configuration, read from the environment once at start (12-factor).
+ * Every variable is documented in the README's configuration table; keep the two in step.
+ */
+
+export type RateLimitScope = 'client' | 'global';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  port: number;
+  /** Undefined means "embedded PGlite", a developer convenience that logs a warning. */
+  databaseUrl: string | undefined;
+  db: {
+    poolMax: number;
+    poolMin: number;
+    connMaxLifetimeMs: number;
+    acquireTimeoutMs: number;
+    statementTimeoutMs: number;
+  };
+  /** Undefined means "in-process limiter only". */
+  redisUrl: string | undefined;
+  rateLimit: {
+    rps: number;
+    burst: number;
+    scope: RateLimitScope;
+    redisTimeoutMs: number;
+  };
+  trustProxyHops: number;
+  http: { keepAliveTimeoutMs: number; headersTimeoutMs: number; requestTimeoutMs: number };
+  logLevel: LogLevel;
+  shutdown: { drainDelayMs: number; timeoutMs: number };
+  corsOrigins: string[];
+}
+
+/** Thrown for a bad environment; main.ts prints its message as one line and exits 1. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+function fail(name: string, value: string, expected: string): never {
+  throw new ConfigError(`${name}=${JSON.stringify(value)} is invalid: expected ${expected}`);
+}
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    fail(name, value, `an integer from ${min} to ${max}`);
+  }
+  return Number(value);
+}
+
+/** Durations always carry a unit (300ms, 5s, 5m) so nobody has to guess what "30" means. */
+function duration(env: Env, name: string, fallback: string): number {
+  const value = raw(env, name) ?? fallback;
+  const match = DURATION.exec(value);
+  if (!match) fail(name, value, 'a duration with a unit, like 300ms, 5s or 5m');
+  const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
+  return Math.round(Number(amount) * UNIT_MS[unit]);
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const value = raw(env, name) ?? fallback;
+  if (!(allowed as readonly string[]).includes(value)) fail(name, value, `one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    // Never echo the value: a URL can carry a password.
+    throw new ConfigError(`${name} is invalid: not a URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} is invalid: expected a ${protocols.join(' or ')} URL, got ${parsed.protocol}`);
+  }
+  return value;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const poolMax = integer(env, 'DB_POOL_MAX', 25, 1, 1000);
+  const poolMin = integer(env, 'DB_POOL_MIN', 5, 0, 1000);
+  if (poolMin > poolMax) {
+    throw new ConfigError(`DB_POOL_MIN=${poolMin} is invalid: must not exceed DB_POOL_MAX=${poolMax}`);
+  }
+  return {
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    db: {
+      poolMax,
+      poolMin,
+      connMaxLifetimeMs: duration(env, 'DB_CONN_MAX_LIFETIME', '5m'),
+      acquireTimeoutMs: duration(env, 'DB_ACQUIRE_TIMEOUT', '5s'),
+      statementTimeoutMs: duration(env, 'DB_STATEMENT_TIMEOUT', '5s'),
+    },
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    rateLimit: {
+      rps: integer(env, 'RATE_LIMIT_RPS', 100, 1, 1_000_000),
+      burst: integer(env, 'RATE_LIMIT_BURST', 10, 1, 1_000_000),
+      scope: oneOf(env, 'RATE_LIMIT_SCOPE', 'client', ['client', 'global'] as const),
+      redisTimeoutMs: duration(env, 'RATE_LIMIT_REDIS_TIMEOUT', '50ms'),
+    },
+    trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
+    http: {
+      // Above the 60 s idle timeout of AWS load balancers and ingress-nginx, so the proxy closes first.
+      keepAliveTimeoutMs: duration(env, 'HTTP_KEEPALIVE_TIMEOUT', '65s'),
+      // Short: a client that trickles its headers (slowloris) is cut off.
+      headersTimeoutMs: duration(env, 'HTTP_HEADERS_TIMEOUT', '10s'),
+      requestTimeoutMs: duration(env, 'HTTP_REQUEST_TIMEOUT', '30s'),
+    },
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    shutdown: {
+      drainDelayMs: duration(env, 'SHUTDOWN_DRAIN_DELAY', '5s'),
+      timeoutMs: duration(env, 'SHUTDOWN_TIMEOUT', '30s'),
+    },
+    corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+  };
+}

@@ -1,0 +1,52 @@
+import Router from '@koa/router';
+import type { LimiterHealth } from '../ratelimit/limiter.js';
+import { PROBLEM_CONTENT_TYPE } from '../middleware/problem.js';
+
+export interface ProbeDeps {
+  /** Resolves when the database answers; must settle within about a second. */
+  pingDatabase: () => Promise<void>;
+  limiterHealth: () => LimiterHealth;
+  isDraining: () => boolean;
+}
+
+type CheckResult = 'ok' | 'failed' | 'degraded' | 'draining' | 'disabled';
+
+/**
+ * /health is liveness: it checks nothing, so a database blip never restarts pods.
+ * /ready is readiness: it fails while draining or when PostgreSQL does not answer; Redis down only
+ * degrades it, because the in-process fallback keeps rate limiting correct.
+ */
+export function probesRouter({ pingDatabase, limiterHealth, isDraining }: ProbeDeps): Router {
+  const router = new Router();
+
+  router.get('/health', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/ready', async (ctx) => {
+    const checks: Record<string, CheckResult> = {};
+    if (isDraining()) checks.shutdown = 'draining';
+    checks.database = await pingDatabase().then(
+      () => 'ok' as const,
+      () => 'failed' as const,
+    );
+    checks.redis = limiterHealth() === 'ok' ? 'ok' : limiterHealth();
+    const failed = Object.entries(checks).filter(([, result]) => result === 'failed' || result === 'draining');
+    if (failed.length === 0) {
+      ctx.body = { status: 'ready', checks };
+      return;
+    }
+    ctx.status = 503;
+    ctx.type = PROBLEM_CONTENT_TYPE;
+    ctx.body = {
+      type: 'https://github.com/example/users-service/blob/main/docs/problems.md#not-ready',
+      title: 'Not ready',
+      status: 503,
+      detail: `Failed checks: ${failed.map(([name, result]) => `${name} (${result})`).join(', ')}.`,
+      instance: ctx.path,
+      checks,
+    };
+  });
+
+  return router;
+}

@@ -1,0 +1,77 @@
+/**
+ * Process entry: configuration → dependencies → HTTP server → signals.
+ * Everything is built here and passed down; nothing below reads the environment.
+ */
+import { Registry } from 'prom-client';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/database.js';
+import { migrateLatest } from './db/migrator.js';
+import { createLogger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import { loadOpenApi } from './openapi/contract.js';
+import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
+import { boundPort, listen, shutdown } from './server.js';
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // One line, no stack: the operator needs the variable and the fix, nothing else.
+    process.stderr.write(`users-service: configuration error: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const log = createLogger(config.logLevel);
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled rejection');
+    process.exit(1);
+  });
+
+  const metrics = createMetrics(new Registry());
+  const database = await openDatabase(config, log, (seconds) => { metrics.dbPoolAcquireDuration.observe(seconds); });
+  metrics.observePool(database.poolStats);
+  if (database.mode === 'embedded') await migrateLatest(database.knex, { advisoryLock: false });
+  const rateLimiter = createRateLimiter({
+    redisUrl: config.redisUrl,
+    policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
+    redisTimeoutMs: config.rateLimit.redisTimeoutMs,
+    log,
+    metrics,
+  });
+
+  let draining = false;
+  const app = createApp({ config, log, metrics, database, rateLimiter, openapi: loadOpenApi(), isDraining: () => draining });
+  const server = await listen(app, config);
+  log.info({ port: boundPort(server), database: database.mode, rateLimiter: rateLimiter.health() }, 'listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    void shutdown({
+      server,
+      log,
+      drainDelayMs: config.shutdown.drainDelayMs,
+      timeoutMs: config.shutdown.timeoutMs,
+      startDraining: () => { draining = true; },
+      closeResources: async () => {
+        await Promise.allSettled([database.close(), rateLimiter.close()]);
+      },
+      exit: (code) => { log.flush(); process.exit(code); },
+    });
+  };
+  process.on('SIGTERM', () => { stop('SIGTERM'); });
+  process.on('SIGINT', () => { stop('SIGINT'); });
+}
+
+await main();

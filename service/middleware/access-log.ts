@@ -1,0 +1,24 @@
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import { routeTemplate } from './route-template.js';
+
+/** One line per request, after the response is decided; the request id comes from the log context. */
+export function accessLog(log: Logger): Middleware {
+  return async function accessLogMiddleware(ctx, next) {
+    const start = performance.now();
+    try {
+      await next();
+    } finally {
+      log.info(
+        {
+          method: ctx.method,
+          route: routeTemplate(ctx),
+          path: ctx.path,
+          status: ctx.status,
+          durationMs: Math.round((performance.now() - start) * 100) / 100,
+        },
+        'request',
+      );
+    }
+  };
+}

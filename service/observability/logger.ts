@@ -1,0 +1,61 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { pino, type Logger, type DestinationStream } from 'pino';
+import type { LogLevel } from '../config.js';
+
+/** What every log line written while serving a request carries. */
+export interface RequestLogContext {
+  requestId: string;
+}
+
+/**
+ * Request-scoped context. A store (not a child logger on ctx) so that code which never sees the Koa
+ * context — the repository, the limiter — still stamps its lines with the request id.
+ */
+export const requestContext = new AsyncLocalStorage<RequestLogContext>();
+
+/**
+ * Header and field names that must never reach a log line, wherever they appear.
+ * pino's redaction is path-based, so the common nestings are listed explicitly.
+ */
+const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'authToken',
+  '*.authToken',
+  'databaseUrl',
+  '*.databaseUrl',
+  'redisUrl',
+  '*.redisUrl',
+];
+
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'users-service' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      mixin: () => requestContext.getStore() ?? {},
+    },
+    destination,
+  );
+}
+
+/** A connection string with its password replaced, for the one log line that names the target. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = 'redacted';
+    return url.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}

@@ -1,0 +1,119 @@
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+/** Latency buckets for an API whose p99 should sit between a few and a few hundred milliseconds. */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const DB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** A snapshot of the connection pool, read when Prometheus scrapes (never on the request path). */
+export interface PoolStats {
+  used: number;
+  free: number;
+  pendingAcquires: number;
+  max: number;
+}
+
+export type RateLimitOutcome = 'allowed' | 'limited' | 'fallback_allowed' | 'fallback_limited';
+
+/**
+ * Every metric the service publishes, registered on the registry it is given (never the global one),
+ * so each test and each app instance counts on its own.
+ */
+export function createMetrics(registry: Registry) {
+  collectDefaultMetrics({ register: registry });
+  let readPool: (() => PoolStats) | undefined;
+  const withPool = (read: (stats: PoolStats) => number) =>
+    function (this: Gauge) {
+      if (readPool) this.set(read(readPool()));
+    };
+
+  const metrics = {
+    registry,
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request latency by method, matched route template and status code.',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: HTTP_BUCKETS,
+      registers: [registry],
+    }),
+    httpInFlight: new Gauge({
+      name: 'http_requests_in_flight',
+      help: 'HTTP requests being served right now.',
+      registers: [registry],
+    }),
+    dbQueryDuration: new Histogram({
+      name: 'db_query_duration_seconds',
+      help: 'Database query latency by repository operation.',
+      labelNames: ['operation'] as const,
+      buckets: DB_BUCKETS,
+      registers: [registry],
+    }),
+    dbPoolAcquireDuration: new Histogram({
+      name: 'db_pool_acquire_duration_seconds',
+      help: 'Time spent waiting for a pooled database connection.',
+      buckets: DB_BUCKETS,
+      registers: [registry],
+    }),
+    dbPoolConnections: new Gauge({
+      name: 'db_pool_connections',
+      help: 'Pooled database connections by state.',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        if (!readPool) return;
+        const stats = readPool();
+        this.set({ state: 'used' }, stats.used);
+        this.set({ state: 'free' }, stats.free);
+      },
+    }),
+    dbPoolPendingAcquires: new Gauge({
+      name: 'db_pool_pending_acquires',
+      help: 'Requests waiting for a pooled database connection.',
+      registers: [registry],
+      collect: withPool((s) => s.pendingAcquires),
+    }),
+    dbPoolMax: new Gauge({
+      name: 'db_pool_max_connections',
+      help: 'Configured maximum size of the database connection pool.',
+      registers: [registry],
+      collect: withPool((s) => s.max),
+    }),
+    rateLimitDecisions: new Counter({
+      name: 'ratelimit_decisions_total',
+      help: 'Rate limiter decisions by outcome; fallback_* are taken in-process while Redis is unavailable.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    rateLimitRedisErrors: new Counter({
+      name: 'ratelimit_redis_errors_total',
+      help: 'Rate limiter calls to Redis that failed or timed out.',
+      registers: [registry],
+    }),
+    usersCreated: new Counter({
+      name: 'users_created_total',
+      help: 'Users created.',
+      registers: [registry],
+    }),
+    usersCreateConflicts: new Counter({
+      name: 'users_create_conflicts_total',
+      help: 'User creations refused because the e-mail is taken.',
+      registers: [registry],
+    }),
+    validationFailures: new Counter({
+      name: 'validation_failures_total',
+      help: 'Requests refused with 400 because their input broke the OpenAPI contract, by route.',
+      labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+    /** Gives the pool gauges their source once the database exists. */
+    observePool(read: () => PoolStats): void {
+      readPool = read;
+    },
+  };
+  // Every outcome exists from the first scrape, so rate() and absent() behave from the start.
+  for (const outcome of ['allowed', 'limited', 'fallback_allowed', 'fallback_limited'] as const) {
+    metrics.rateLimitDecisions.inc({ outcome }, 0);
+  }
+  return metrics;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../service/config.js';
+
+describe('configuration', () => {
+  it('has the documented defaults when the environment is empty', () => {
+    const config = loadConfig({});
+    expect(config.port).to.equal(8080);
+    expect(config.databaseUrl).to.equal(undefined);
+    expect(config.db).to.deep.equal({ poolMax: 25, poolMin: 5, connMaxLifetimeMs: 300_000, acquireTimeoutMs: 5_000, statementTimeoutMs: 5_000 });
+    expect(config.rateLimit).to.deep.equal({ rps: 100, burst: 10, scope: 'client', redisTimeoutMs: 50 });
+    expect(config.shutdown).to.deep.equal({ drainDelayMs: 5_000, timeoutMs: 30_000 });
+    expect(config.trustProxyHops).to.equal(0);
+    expect(config.corsOrigins).to.deep.equal([]);
+  });
+
+  it('reads durations with their unit', () => {
+    const config = loadConfig({ SHUTDOWN_TIMEOUT: '1.5m', SHUTDOWN_DRAIN_DELAY: '300ms', DB_CONN_MAX_LIFETIME: '1h' });
+    expect(config.shutdown).to.deep.equal({ drainDelayMs: 300, timeoutMs: 90_000 });
+    expect(config.db.connMaxLifetimeMs).to.equal(3_600_000);
+  });
+
+  for (const [name, value, message] of [
+    ['PORT', 'eighty', /PORT="eighty" is invalid: expected an integer from 0 to 65535/],
+    ['PORT', '70000', /PORT="70000" is invalid/],
+    ['SHUTDOWN_TIMEOUT', '30', /SHUTDOWN_TIMEOUT="30" is invalid: expected a duration with a unit/],
+    ['RATE_LIMIT_SCOPE', 'user', /RATE_LIMIT_SCOPE="user" is invalid: expected one of client, global/],
+    ['DATABASE_URL', 'mysql://x@y/z', /DATABASE_URL is invalid: expected a postgres: or postgresql: URL/],
+    ['REDIS_URL', 'not a url', /REDIS_URL is invalid: not a URL/],
+    ['LOG_LEVEL', 'verbose', /LOG_LEVEL="verbose" is invalid/],
+  ] as const) {
+    it(`names ${name} and what is wrong when it is ${JSON.stringify(value)}`, () => {
+      expect(() => loadConfig({ [name]: value })).to.throw(ConfigError, message);
+    });
+  }
+
+  it('refuses a pool whose minimum exceeds its maximum', () => {
+    expect(() => loadConfig({ DB_POOL_MIN: '30' })).to.throw(ConfigError, /DB_POOL_MIN=30 is invalid: must not exceed DB_POOL_MAX=25/);
+  });
+
+  it('never echoes a database URL, which may carry a password', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'http://user:s3cret@db/x' })).to.throw(ConfigError).with.property('message').that.does.not.include('s3cret');
+  });
+
+  it('splits CORS origins on commas', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins).to.deep.equal(['https://a.example', 'https://b.example']);
+  });
+});

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { expect } from 'chai';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { call, postJson } from './support/spec.js';
+
+interface Service {
+  child: ChildProcess;
+  baseUrl: string;
+  port: number;
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** The service as operators run it: its own process, configured only by environment. */
+async function startService(env: Record<string, string>): Promise<Service> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      lines.push(entry);
+      if (entry.msg === 'listening') resolve(entry.port as number);
+    });
+    void exited.then((code) => { reject(new Error(`service exited with ${code} before listening`)); });
+  });
+  return { child, baseUrl: `http://127.0.0.1:${port}`, port, lines, exited };
+}
+
+describe('the service process', function () {
+  this.timeout(60_000);
+  let db: TestDatabase;
+  before(async () => { db = await createTestDatabase(); });
+  after(async () => { await db.drop(); });
+
+  it('exits 1 with one clear line naming a bad variable, and no stack trace', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', SHUTDOWN_TIMEOUT: 'soon' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).to.equal(1);
+    expect(stderr.trim().split('\n')).to.have.length(1);
+    expect(stderr).to.include('SHUTDOWN_TIMEOUT="soon" is invalid');
+    expect(stderr).to.not.match(/\n\s+at /);
+  });
+
+  it('runs on an embedded PostgreSQL when DATABASE_URL is unset, with one warning', async () => {
+    const service = await startService({});
+    try {
+      const created = await postJson(`${service.baseUrl}/api/users`, { name: 'Embedded', email: 'embedded@example.com' });
+      expect(created.status).to.equal(201);
+      const fetched = await call(`${service.baseUrl}${created.headers.get('location') ?? ''}`);
+      expect(fetched.status).to.equal(200);
+      expect(fetched.body).to.deep.equal(created.body);
+      expect(service.lines.filter((l) => l.level === 'warn' && /embedded/.test(String(l.msg)))).to.have.length(1);
+    } finally {
+      service.child.kill('SIGTERM');
+      await service.exited;
+    }
+  });
+
+  it('on SIGTERM finishes a request that is in flight, then exits 0', async () => {
+    const service = await startService({ DATABASE_URL: db.url, SHUTDOWN_DRAIN_DELAY: '300ms', SHUTDOWN_TIMEOUT: '10s' });
+    const body = JSON.stringify({ name: 'Slow', email: 'slow@example.com' });
+    const socket = connect(service.port, '127.0.0.1');
+    await once(socket, 'connect');
+    // Headers and half the body now; the rest after SIGTERM: the request is in flight across it.
+    socket.write(`POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    socket.write(body.slice(0, 10));
+    let response = '';
+    socket.on('data', (chunk: Buffer) => (response += chunk.toString()));
+    service.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    socket.write(body.slice(10));
+    const code = await service.exited;
+    expect(response).to.match(/^HTTP\/1\.1 201/);
+    expect(code).to.equal(0);
+    const [{ count }] = (await db.knex('users').where({ email: 'slow@example.com' }).count({ count: '*' })) as [{ count: string }];
+    expect(Number(count)).to.equal(1);
+  });
+});
