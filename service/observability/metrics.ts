@@ -20,6 +20,11 @@ export type RateLimitOutcome = 'allowed' | 'limited' | 'fallback_allowed' | 'fal
  */
 export function createMetrics(registry: Registry) {
   collectDefaultMetrics({ register: registry });
+  // These three are gauges named like counters (promtool's lint flags them); the per-type
+  // nodejs_active_{handles,requests,resources} gauges carry the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   let readPool: (() => PoolStats) | undefined;
   const withPool = (read: (stats: PoolStats) => number) =>
     function (this: Gauge) {
