@@ -1,0 +1,95 @@
+import { performance } from 'node:perf_hooks';
+import { decide, gcraParams, isFull, type GcraParams } from './gcra.js';
+import type { LimiterHealth, RateLimitDecision, RateLimiter, RateLimitPolicy } from './limiter.js';
+
+export interface LocalLimiterOptions {
+  policy: RateLimitPolicy;
+  /**
+   * Milliseconds, any origin. Defaults to the monotonic clock: a wall-clock step (NTP) must
+   * neither refill every bucket nor freeze them.
+   */
+  now?: () => number;
+  /** Hard cap on remembered keys; past it the least recently used bucket is forgotten. */
+  maxKeys?: number;
+  /** How often full buckets are swept out; 0 disables the timer (tests call sweep()). */
+  sweepIntervalMs?: number;
+  /** What health() reports: 'disabled' when this is the only limiter (no REDIS_URL). */
+  health?: LimiterHealth;
+}
+
+const DEFAULT_MAX_KEYS = 100_000;
+const DEFAULT_SWEEP_MS = 10_000;
+
+/**
+ * The in-process limiter: one replica's view only. Used alone when no Redis is configured, and
+ * as the fallback while Redis is unavailable.
+ *
+ * Memory stays bounded two ways: a bucket that is full again carries no information and is
+ * swept out periodically, and a hard LRU cap covers a flood of distinct keys between sweeps
+ * (forgetting a bucket early only errs on the side of admitting).
+ */
+export class LocalLimiter implements RateLimiter {
+  readonly policy: RateLimitPolicy;
+  private readonly params: GcraParams;
+  private readonly now: () => number;
+  private readonly maxKeys: number;
+  private readonly healthValue: LimiterHealth;
+  /** key → TAT; Map iteration order is insertion order, kept as recency order by re-inserting. */
+  private readonly tats = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(options: LocalLimiterOptions) {
+    this.policy = { ...options.policy };
+    this.params = gcraParams(options.policy);
+    this.now = options.now ?? (() => performance.now());
+    this.maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
+    this.healthValue = options.health ?? 'disabled';
+    const sweepMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
+    if (sweepMs > 0) {
+      this.timer = setInterval(() => { this.sweep(); }, sweepMs);
+      // Housekeeping must never keep the process alive on its own.
+      this.timer.unref();
+    }
+  }
+
+  /** Synchronous decision, for callers (the fallback) that must not wait a tick. */
+  take(key: string): RateLimitDecision {
+    const now = this.now();
+    const result = decide(this.tats.get(key), now, this.params);
+    // Every access, refused ones included, marks the bucket as recently used: a client being
+    // refused is the last one whose bucket should be forgotten.
+    if (this.tats.has(key) || result.allowed) {
+      this.tats.delete(key);
+      this.tats.set(key, result.tat);
+      // Over the cap: forget the least recently used bucket (O(1); the oldest is most likely full).
+      if (this.tats.size > this.maxKeys) this.tats.delete(this.tats.keys().next().value as string);
+    }
+    const { allowed, remaining, resetMs, retryAfterMs } = result;
+    return { allowed, remaining, resetMs, retryAfterMs };
+  }
+
+  consume(key: string): Promise<RateLimitDecision> {
+    return Promise.resolve(this.take(key));
+  }
+
+  /** Forgets every bucket that is full again. */
+  sweep(): void {
+    const now = this.now();
+    for (const [key, tat] of this.tats) if (isFull(tat, now)) this.tats.delete(key);
+  }
+
+  /** Number of buckets held in memory (for tests and debugging). */
+  get size(): number {
+    return this.tats.size;
+  }
+
+  health(): LimiterHealth {
+    return this.healthValue;
+  }
+
+  close(): Promise<void> {
+    clearInterval(this.timer);
+    this.tats.clear();
+    return Promise.resolve();
+  }
+}
