@@ -1,0 +1,58 @@
+import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type { Construct } from 'constructs';
+import type { EnvironmentConfig } from './config.js';
+
+/** Name of the vault in the copy region; the primary stack builds its ARN from it. */
+export function copyVaultName(config: EnvironmentConfig): string {
+  return `users-service-${config.name}-copy`;
+}
+
+/**
+ * ARN of the copy vault, computed instead of referenced: a CloudFormation
+ * reference cannot cross regions without a custom-resource bridge (a Lambda
+ * function and its role), and the name is deterministic anyway.
+ */
+export function copyVaultArn(config: EnvironmentConfig): string {
+  return `arn:aws:backup:${config.backup.copyRegion}:${config.account}:backup-vault:${copyVaultName(config)}`;
+}
+
+export interface BackupCopyStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+}
+
+/**
+ * The vault in a second region that receives a copy of every AWS Backup
+ * recovery point, so a regional outage or a compromised primary vault does not
+ * take every backup with it. Deployed before the environment stack.
+ */
+export class BackupCopyStack extends Stack {
+  public readonly vault: backup.BackupVault;
+
+  constructor(scope: Construct, id: string, props: BackupCopyStackProps) {
+    super(scope, id, {
+      ...props,
+      env: { account: props.config.account, region: props.config.backup.copyRegion },
+    });
+    const { config } = props;
+
+    const key = new kms.Key(this, 'VaultKey', {
+      alias: `alias/users-service-${config.name}-backup-copy`,
+      description: `users-service ${config.name}: encrypts recovery points copied to ${config.backup.copyRegion}`,
+      enableKeyRotation: true,
+      // Deleting the key would make every copied recovery point unreadable.
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+
+    this.vault = new backup.BackupVault(this, 'Vault', {
+      backupVaultName: copyVaultName(config),
+      encryptionKey: key,
+      removalPolicy: RemovalPolicy.RETAIN,
+      // Recovery points expire through their lifecycle only: nobody, including
+      // an administrator with a stolen session, deletes them early.
+      blockRecoveryPointDeletion: true,
+    });
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Typed configuration for every environment. All values that differ between
+ * staging and production live here, so the stacks contain no `if (production)`
+ * branches and a reviewer can compare environments side by side.
+ *
+ * Account ids, cluster ids and ARNs below are placeholders: replace them with
+ * the real values before the first `cdk deploy` (see infra/README.md). They are
+ * explicit (no `Vpc.fromLookup`, no `Stack.availabilityZones` lookups) so that
+ * `cdk synth` and the tests run offline, without AWS credentials.
+ */
+
+export type EnvironmentName = 'staging' | 'production';
+
+/** Names fixed by the shared contract (notes/contract.md); the chart relies on them. */
+export const contract = {
+  ecrRepositoryName: 'users-service',
+  namespace: (env: EnvironmentName): string => `users-service-${env}`,
+  externalSecretsServiceAccount: 'users-service-secrets',
+  databaseSecretName: (env: EnvironmentName): string => `users-service/${env}/database`,
+  redisSecretName: (env: EnvironmentName): string => `users-service/${env}/redis`,
+  databaseName: 'users',
+  databaseUsername: 'users_service',
+  databasePort: 5432,
+  redisPort: 6379,
+} as const;
+
+/**
+ * Every ASCII punctuation character. Generated passwords and tokens are
+ * alphanumeric only because the chart interpolates them into
+ * DATABASE_URL / REDIS_URL without URL-encoding (contract: "generated without
+ * URL-special characters"). The rotation function must use the same set, or
+ * the first rotation would break the URL.
+ */
+export const PASSWORD_EXCLUDED_CHARACTERS = ' !"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+
+/** The existing EKS cluster. Nothing here creates or changes the cluster itself. */
+export interface ClusterInputs {
+  readonly name: string;
+  /** ARN of the cluster's IAM OIDC provider (IRSA). */
+  readonly oidcProviderArn: string;
+  /** Issuer host and path, without `https://`, e.g. oidc.eks.us-east-1.amazonaws.com/id/ABC. */
+  readonly oidcIssuer: string;
+  /** Security group attached to the service's pods (security groups for pods, or the node group's SG). */
+  readonly podSecurityGroupId: string;
+  /** The cluster's VPC, peered with the data VPC created here. */
+  readonly vpcId: string;
+  readonly vpcCidr: string;
+  /** Route tables of the cluster's pod/node subnets: each gets a route to the data VPC over the peering. */
+  readonly routeTableIds: readonly string[];
+}
+
+export interface DatabaseConfig {
+  /** RDS instance class without the `db.` prefix, e.g. t4g.medium. */
+  readonly instanceType: string;
+  readonly allocatedStorageGiB: number;
+  /** Storage autoscaling ceiling. */
+  readonly maxAllocatedStorageGiB: number;
+  readonly multiAz: boolean;
+  readonly deletionProtection: boolean;
+  /** Take a final snapshot when the instance is deleted (RemovalPolicy.SNAPSHOT) instead of destroying it. */
+  readonly finalSnapshot: boolean;
+  /** Automated backups (and so point-in-time recovery) window in days. */
+  readonly backupRetentionDays: number;
+  /** Statements slower than this are logged (log_min_duration_statement). */
+  readonly slowQueryThresholdMs: number;
+  readonly rotationDays: number;
+}
+
+export interface CacheConfig {
+  /** ElastiCache node type, e.g. cache.t4g.small. */
+  readonly nodeType: string;
+  /** Primary plus replicas; 2 or more enables automatic failover and Multi-AZ. */
+  readonly nodes: number;
+}
+
+export interface BackupConfig {
+  /** Region of the vault that receives the copy of every backup. */
+  readonly copyRegion: string;
+  readonly retentionDays: number;
+  readonly copyRetentionDays: number;
+  /** UTC hour at which the daily AWS Backup job starts. */
+  readonly dailyStartHourUtc: number;
+}
+
+export interface EnvironmentConfig {
+  readonly name: EnvironmentName;
+  readonly account: string;
+  readonly region: string;
+  /** Listed explicitly so synthesis needs no availability-zone lookup. */
+  readonly availabilityZones: readonly [string, string, string];
+  /** CIDR of the data VPC created here; must not overlap the cluster VPC (peering). */
+  readonly vpcCidr: string;
+  /**
+   * NAT gateways in the data VPC. Its only egress is the secret-rotation
+   * function calling the Secrets Manager API (the pods egress through the
+   * cluster's own VPC), so one gateway is enough even in production: losing
+   * its AZ delays a rotation, it does not stop the service.
+   */
+  readonly natGateways: number;
+  readonly logRetentionDays: number;
+  readonly database: DatabaseConfig;
+  readonly cache: CacheConfig;
+  readonly backup: BackupConfig;
+  readonly cluster: ClusterInputs;
+}
+
+export interface SharedConfig {
+  readonly account: string;
+  readonly region: string;
+  /** GitHub repository (owner/name) whose workflows may push images. */
+  readonly githubRepository: string;
+  /** Git refs whose workflow runs may assume the CI role. */
+  readonly githubRefs: readonly string[];
+  /**
+   * An account has at most one OIDC provider per URL. Set this when
+   * token.actions.githubusercontent.com is already registered; otherwise the
+   * shared stack creates it.
+   */
+  readonly existingGithubOidcProviderArn?: string;
+  /** Images kept in the registry (see README: older production images must still be pullable). */
+  readonly ecrMaxImageCount: number;
+}
+
+const PLACEHOLDER_ACCOUNT = '111111111111';
+
+export const sharedConfig: SharedConfig = {
+  account: PLACEHOLDER_ACCOUNT,
+  region: 'us-east-1',
+  githubRepository: 'example-org/users-service',
+  githubRefs: ['refs/heads/main'],
+  ecrMaxImageCount: 200,
+};
+
+export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> = {
+  staging: {
+    name: 'staging',
+    account: PLACEHOLDER_ACCOUNT,
+    region: 'us-east-1',
+    availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+    vpcCidr: '10.20.0.0/20',
+    natGateways: 1,
+    logRetentionDays: 30,
+    database: {
+      instanceType: 't4g.micro',
+      allocatedStorageGiB: 20,
+      maxAllocatedStorageGiB: 50,
+      multiAz: false,
+      deletionProtection: false,
+      finalSnapshot: false,
+      backupRetentionDays: 7,
+      slowQueryThresholdMs: 500,
+      rotationDays: 30,
+    },
+    cache: { nodeType: 'cache.t4g.micro', nodes: 1 },
+    backup: { copyRegion: 'us-west-2', retentionDays: 7, copyRetentionDays: 7, dailyStartHourUtc: 5 },
+    cluster: {
+      name: 'platform-staging',
+      oidcProviderArn: `arn:aws:iam::${PLACEHOLDER_ACCOUNT}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/STAGING0000000000000000000000000`,
+      oidcIssuer: 'oidc.eks.us-east-1.amazonaws.com/id/STAGING0000000000000000000000000',
+      podSecurityGroupId: 'sg-0aaaaaaaaaaaaaaa1',
+      vpcId: 'vpc-0aaaaaaaaaaaaaaa1',
+      vpcCidr: '10.0.0.0/16',
+      routeTableIds: ['rtb-0aaaaaaaaaaaaaaa1', 'rtb-0aaaaaaaaaaaaaaa2', 'rtb-0aaaaaaaaaaaaaaa3'],
+    },
+  },
+  production: {
+    name: 'production',
+    account: PLACEHOLDER_ACCOUNT,
+    region: 'us-east-1',
+    availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+    vpcCidr: '10.30.0.0/20',
+    natGateways: 1,
+    logRetentionDays: 90,
+    database: {
+      instanceType: 't4g.medium',
+      allocatedStorageGiB: 50,
+      maxAllocatedStorageGiB: 200,
+      multiAz: true,
+      deletionProtection: true,
+      finalSnapshot: true,
+      backupRetentionDays: 7,
+      slowQueryThresholdMs: 250,
+      rotationDays: 30,
+    },
+    cache: { nodeType: 'cache.t4g.small', nodes: 2 },
+    backup: { copyRegion: 'us-west-2', retentionDays: 7, copyRetentionDays: 7, dailyStartHourUtc: 5 },
+    cluster: {
+      name: 'platform-production',
+      oidcProviderArn: `arn:aws:iam::${PLACEHOLDER_ACCOUNT}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/PRODUCTION000000000000000000000`,
+      oidcIssuer: 'oidc.eks.us-east-1.amazonaws.com/id/PRODUCTION000000000000000000000',
+      podSecurityGroupId: 'sg-0bbbbbbbbbbbbbbb1',
+      vpcId: 'vpc-0bbbbbbbbbbbbbbb1',
+      vpcCidr: '10.1.0.0/16',
+      routeTableIds: ['rtb-0bbbbbbbbbbbbbbb1', 'rtb-0bbbbbbbbbbbbbbb2', 'rtb-0bbbbbbbbbbbbbbb3'],
+    },
+  },
+};
+
+function ipv4ToInt(ip: string): number {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new Error(`not an IPv4 address: ${ip}`);
+  }
+  return parts.reduce((acc, p) => acc * 256 + p, 0);
+}
+
+/** [first, last] address of a CIDR block, as integers. */
+export function cidrRange(cidr: string): [number, number] {
+  const [ip, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (ip === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) {
+    throw new Error(`not an IPv4 CIDR: ${cidr}`);
+  }
+  const size = 2 ** (32 - bits);
+  const first = Math.floor(ipv4ToInt(ip) / size) * size;
+  return [first, first + size - 1];
+}
+
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [aFirst, aLast] = cidrRange(a);
+  const [bFirst, bLast] = cidrRange(b);
+  return aFirst <= bLast && bFirst <= aLast;
+}
+
+/**
+ * Mistakes that CloudFormation would only report halfway through a deploy
+ * (or, worse, accept): fail at synth time instead.
+ */
+export function validateEnvironmentConfig(config: EnvironmentConfig): void {
+  const problems: string[] = [];
+  if (cidrsOverlap(config.vpcCidr, config.cluster.vpcCidr)) {
+    problems.push(`data VPC ${config.vpcCidr} overlaps the cluster VPC ${config.cluster.vpcCidr}; peering needs disjoint ranges`);
+  }
+  if (config.backup.copyRegion === config.region) {
+    problems.push('backup.copyRegion must differ from the primary region, or a regional outage takes both copies');
+  }
+  if (config.database.backupRetentionDays < 1) {
+    problems.push('database.backupRetentionDays must be at least 1: 0 disables automated backups and point-in-time recovery');
+  }
+  if (config.cache.nodes < 1 || config.cache.nodes > 6) {
+    problems.push('cache.nodes must be between 1 and 6 (primary plus up to 5 replicas)');
+  }
+  if (config.cluster.oidcIssuer.startsWith('https://')) {
+    problems.push('cluster.oidcIssuer must omit https:// (IAM condition keys use the bare issuer)');
+  }
+  if (!config.cluster.oidcProviderArn.endsWith(`:oidc-provider/${config.cluster.oidcIssuer}`)) {
+    problems.push('cluster.oidcProviderArn does not belong to cluster.oidcIssuer');
+  }
+  if (config.cluster.routeTableIds.length === 0) {
+    problems.push('cluster.routeTableIds is empty: pods would have no route to the data VPC');
+  }
+  if (!config.availabilityZones.every((az) => az.startsWith(config.region))) {
+    problems.push(`availabilityZones must be in ${config.region}`);
+  }
+  if (problems.length > 0) {
+    throw new Error(`invalid ${config.name} configuration:\n- ${problems.join('\n- ')}`);
+  }
+}
