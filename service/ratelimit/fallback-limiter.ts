@@ -72,6 +72,10 @@ export class FallbackLimiter implements RateLimiter {
         return decision;
       } catch (err) {
         hooks.onRedisError();
+        // The next probe comes one interval after this failure, not with the very next request.
+        // (While disconnected a probe fails at once, without an offline queue: cheap, and it keeps
+        // ratelimit_redis_errors_total rising for as long as the outage lasts.)
+        this.lastProbeAt = this.now();
         this.lastError = err instanceof Error ? err.message : String(err);
         this.markDown();
       } finally {

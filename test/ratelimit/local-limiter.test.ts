@@ -92,11 +92,14 @@ describe('in-process limiter', () => {
     // simultaneous requests and arbitrary gaps.
     const step = fc.record({
       advanceIntervals: fc.oneof(
-        fc.constant(0),
-        fc.tuple(fc.integer({ min: 0, max: 40 }), fc.constantFrom(0, 1e-4, -1e-4, 0.01, -0.01)).map(([q, nudge]) => Math.max(0, q / 4 + nudge)),
-        fc.double({ min: 0, max: 100, noNaN: true }),
+        { arbitrary: fc.constant(0), weight: 3 },
+        {
+          arbitrary: fc.tuple(fc.integer({ min: 0, max: 40 }), fc.constantFrom(0, 1e-4, -1e-4, 0.01, -0.01)).map(([q, nudge]) => Math.max(0, q / 4 + nudge)),
+          weight: 4,
+        },
+        { arbitrary: fc.double({ min: 0, max: 100, noNaN: true }), weight: 1 },
       ),
-      key: fc.constantFrom('a', 'b', 'c'),
+      key: fc.constantFrom('a', 'b'),
     });
     fc.assert(
       fc.property(policy, fc.array(step, { minLength: 1, maxLength: 300 }), ({ rps, burst }, steps) => {
@@ -126,7 +129,7 @@ describe('in-process limiter', () => {
           expect(decision.resetMs).to.be.closeTo((burst - after) * intervalMs, EPS * intervalMs * burst + 1e-6);
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   });
 });

@@ -164,7 +164,7 @@ export class PrivateRedis {
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      child.stdout?.on('data', (chunk: Buffer) => {
+      child.stdout.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         if (out.includes('Ready to accept connections')) resolve();
       });
