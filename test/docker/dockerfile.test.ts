@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { DockerfileParser } from 'dockerfile-ast';
-import type { Dockerfile, From, Instruction, JSONInstruction } from 'dockerfile-ast';
+import { DockerfileParser, JSONInstruction } from 'dockerfile-ast';
+import type { Dockerfile, From, Instruction } from 'dockerfile-ast';
 import { repoRoot } from '../../scripts/k8s-tools.js';
 
 const dockerfile: Dockerfile = DockerfileParser.parse(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
@@ -19,7 +19,8 @@ function keyword(i: Instruction): string {
 }
 
 function jsonArgs(i: Instruction): string[] | null {
-  const strings = (i as JSONInstruction).getJSONStrings();
+  if (!(i instanceof JSONInstruction)) return null;
+  const strings = i.getJSONStrings();
   return strings.length > 0 ? strings.map((s) => s.getJSONValue()) : null;
 }
 
