@@ -1,36 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { createInterface } from 'node:readline';
 import { expect } from 'chai';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
 import { call, postJson } from './support/spec.js';
 
-interface Service {
-  child: ChildProcess;
-  baseUrl: string;
-  port: number;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-}
-
-/** The service as operators run it: its own process, configured only by environment. */
-async function startService(env: Record<string, string>): Promise<Service> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const port = await new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      lines.push(entry);
-      if (entry.msg === 'listening') resolve(entry.port as number);
-    });
-    void exited.then((code) => { reject(new Error(`service exited with ${code} before listening`)); });
-  });
-  return { child, baseUrl: `http://127.0.0.1:${port}`, port, lines, exited };
+/** The service as operators run it: its own process, configured only by environment (from source here). */
+function startService(env: Record<string, string>): Promise<ServiceProcess> {
+  return startServiceProcess(env, { entry: 'source' });
 }
 
 describe('the service process', function () {

@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+/** The repository root, whatever directory the tests are started from. */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  port: number;
+  baseUrl: string;
+  /** Every JSON log line the process wrote to stdout, parsed, in order. */
+  lines: Record<string, unknown>[];
+  /** Everything it wrote, stdout and stderr, raw (for "this must never appear" assertions). */
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  /** Sends `signal` (SIGTERM by default) and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** `built`: `node dist/service/main.js` as the image runs it (run `npm run build` first); `source`: tsx. */
+  entry?: 'built' | 'source';
+  /** Lowers RLIMIT_NOFILE for the child (ulimit -n), to exhaust file descriptors on purpose. */
+  maxOpenFiles?: number;
+}
+
+/**
+ * The service as operators run it: its own process, configured only by the environment, PORT=0,
+ * the port read from the JSON `listening` log line.
+ */
+export async function startServiceProcess(env: Record<string, string>, options: StartOptions = {}): Promise<ServiceProcess> {
+  const args = options.entry === 'source' ? ['--import', 'tsx', 'service/main.ts'] : ['dist/service/main.js'];
+  const fullEnv = { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env };
+  const child =
+    options.maxOpenFiles === undefined
+      ? spawn(process.execPath, args, { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit -n ${options.maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], {
+          cwd: REPO_ROOT,
+          env: fullEnv,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+  const lines: Record<string, unknown>[] = [];
+  let raw = '';
+  child.stderr.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      raw += `${line}\n`;
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      lines.push(entry);
+      if (entry.msg === 'listening') resolve(entry.port as number);
+    });
+    void exited.then((code) => { reject(new Error(`service exited with ${String(code)} before listening:\n${raw}`)); });
+  });
+  return {
+    child,
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    lines,
+    output: () => raw,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
