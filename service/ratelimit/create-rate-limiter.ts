@@ -45,8 +45,15 @@ export function limiterRedisOptions(timeoutMs: number): RedisOptions {
 }
 
 export function limiterHooks(metrics: RateLimitMetrics): LimiterHooks {
+  // Label children bound once: inc() on the hot path then skips hashing the label set per request.
+  const byOutcome = {
+    allowed: metrics.rateLimitDecisions.labels('allowed'),
+    limited: metrics.rateLimitDecisions.labels('limited'),
+    fallback_allowed: metrics.rateLimitDecisions.labels('fallback_allowed'),
+    fallback_limited: metrics.rateLimitDecisions.labels('fallback_limited'),
+  };
   return {
-    onDecision: (outcome) => { metrics.rateLimitDecisions.inc({ outcome }); },
+    onDecision: (outcome) => { byOutcome[outcome].inc(); },
     onRedisError: () => { metrics.rateLimitRedisErrors.inc(); },
   };
 }
