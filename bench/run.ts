@@ -1,0 +1,485 @@
+/**
+ * `npm run bench`: the service against the physical limit of one Node process, in one run.
+ *
+ * Three servers, each its own child process, on one freshly created and seeded database:
+ *   baseline  node:http + pg Pool (bench/baseline/server.ts)
+ *   naive     Koa + @koa/router + @koa/bodyparser + knex (bench/naive/server.ts)
+ *   service   the built service, `node dist/service/main.js`, with every middleware and the Redis
+ *             limiter on (policy high enough that nothing is refused). Its pino lines go to stdout
+ *             as in production; the child's stdout is /dev/null, so formatting and write() are paid.
+ * Load: wrk on loopback (see bench/wrk/scenario.lua), the same for all three servers.
+ *
+ *   npm run bench -- --duration 30 --repetitions 5 --connections 50
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { createServer } from 'node:net';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import knexFactory from 'knex';
+import { migrateLatest } from '../service/db/migrator.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('./wrk/scenario.lua', import.meta.url));
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '2' },
+    repetitions: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    threads: { type: 'string', default: '1' },
+    'rate-fraction': { type: 'string', default: '0.7' },
+    scrapes: { type: 'string', default: '40' },
+    scenarios: { type: 'string', default: 'get,list,post,health' },
+    servers: { type: 'string', default: 'baseline,naive,service' },
+    rows: { type: 'string', default: '10000' },
+    'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    'keep-db': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(`usage: npm run bench -- [--duration s] [--warmup s] [--repetitions n] [--connections n] [--threads n]
+  [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,health] [--servers baseline,naive,service]
+  [--rows 10000] [--admin-url postgres://…] [--redis-url redis://…] [--keep-db]\n`);
+  process.exit(0);
+}
+
+function positive(name: string, value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${value}`);
+  return n;
+}
+const opts = {
+  duration: positive('duration', args.duration),
+  warmup: Number(args.warmup),
+  repetitions: Math.round(positive('repetitions', args.repetitions)),
+  connections: Math.round(positive('connections', args.connections)),
+  threads: Math.round(positive('threads', args.threads)),
+  rateFraction: positive('rate-fraction', args['rate-fraction']),
+  scrapes: Math.round(Number(args.scrapes)),
+  rows: Math.round(positive('rows', args.rows)),
+};
+
+const SERVER_NAMES = ['baseline', 'naive', 'service'] as const;
+type ServerName = (typeof SERVER_NAMES)[number];
+const SCENARIOS = {
+  get: 'GET /api/users/{id}',
+  list: 'GET /api/users?limit=20',
+  post: 'POST /api/users',
+  health: 'GET /health',
+} as const;
+type Scenario = keyof typeof SCENARIOS;
+const serverNames = args.servers.split(',').filter((s): s is ServerName => (SERVER_NAMES as readonly string[]).includes(s));
+const scenarios = args.scenarios.split(',').filter((s): s is Scenario => s in SCENARIOS);
+if (!serverNames.includes('baseline')) throw new Error('--servers must include baseline (the fixed rate and the ratios derive from it)');
+
+const log = (line: string) => { process.stderr.write(`${line}\n`); };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number);
+};
+
+// ---------------------------------------------------------------- database
+
+async function createDatabase(adminUrl: string) {
+  const name = `users_bench_${String(process.pid)}_${randomBytes(3).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 4 } });
+  try {
+    await migrateLatest(db, { advisoryLock: true });
+    await db.raw(
+      `INSERT INTO users (name, email) SELECT 'User ' || g, 'user' || g || '@seed.example' FROM generate_series(1, ?) AS g`,
+      [opts.rows],
+    );
+    await db.raw('VACUUM ANALYZE users');
+  } catch (err) {
+    await db.destroy();
+    await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.destroy();
+    throw err;
+  }
+  await db.destroy();
+  return {
+    name,
+    url: url.toString(),
+    async drop() {
+      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.destroy();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- servers
+
+interface RunningServer {
+  name: ServerName;
+  port: number;
+  child: ChildProcess;
+  stderr: string[];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
+    });
+  });
+}
+
+/** A function, so TypeScript does not narrow exitCode across awaits. */
+function alive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+async function startServer(name: ServerName, databaseUrl: string, redisUrl: string): Promise<RunningServer> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', PORT: String(port), DATABASE_URL: databaseUrl };
+  let argv: string[];
+  if (name === 'service') {
+    Object.assign(env, {
+      REDIS_URL: redisUrl,
+      // Every request pays for the limiter's Redis round trip; none is refused.
+      RATE_LIMIT_RPS: '1000000',
+      RATE_LIMIT_BURST: '1000000',
+      LOG_LEVEL: 'info',
+      DB_POOL_MAX: '25',
+    });
+    argv = [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/service/main.js'];
+  } else {
+    argv = ['--import', 'tsx', `bench/${name}/server.ts`];
+  }
+  // stdout → /dev/null: the service logs one JSON line per request to stdout, as in production.
+  const child = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  child.stderr.on('data', (chunk: Buffer) => { stderr.push(chunk.toString('utf8')); });
+  const server = { name, port, child, stderr };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (!alive(child)) throw new Error(`${name} exited with ${String(child.exitCode)}: ${stderr.join('')}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${String(port)}/health`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer /health within 20 s: ${stderr.join('')}`);
+    await sleep(100);
+  }
+  return server;
+}
+
+async function stopServer(server: RunningServer): Promise<void> {
+  if (!alive(server.child)) return;
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await Promise.race([exited, sleep(server.name === 'service' ? 8_000 : 3_000)]);
+  if (alive(server.child)) server.child.kill('SIGKILL');
+}
+
+/** The three must answer the same requests with the same JSON shapes, or the comparison means nothing. */
+async function checkShapes(servers: RunningServer[]): Promise<void> {
+  const shape = (value: unknown): unknown =>
+    Array.isArray(value) ? value.slice(0, 1).map(shape)
+      : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)]).sort())
+        : typeof value;
+  const probes: { label: string; path: string; init?: RequestInit; status: number }[] = [
+    { label: 'get', path: '/api/users/1', status: 200 },
+    { label: 'list', path: '/api/users?limit=20', status: 200 },
+    { label: 'health', path: '/health', status: 200 },
+  ];
+  for (const probe of probes) {
+    const seen: string[] = [];
+    for (const server of servers) {
+      const res = await fetch(`http://127.0.0.1:${String(server.port)}${probe.path}`, probe.init);
+      if (res.status !== probe.status) throw new Error(`${server.name} ${probe.path}: status ${String(res.status)}`);
+      seen.push(JSON.stringify(shape(await res.json())));
+    }
+    if (new Set(seen).size !== 1) throw new Error(`${probe.label}: servers answer different shapes:\n${seen.join('\n')}`);
+  }
+  const posted: string[] = [];
+  for (const server of servers) {
+    const res = await fetch(`http://127.0.0.1:${String(server.port)}/api/users`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Shape Check', email: `shape-${server.name}-${String(process.pid)}@bench.example` }),
+    });
+    if (res.status !== 201 || !res.headers.get('location')) throw new Error(`${server.name} POST: status ${String(res.status)}`);
+    posted.push(JSON.stringify(shape(await res.json())));
+  }
+  if (new Set(posted).size !== 1) throw new Error(`post: servers answer different shapes:\n${posted.join('\n')}`);
+}
+
+// ---------------------------------------------------------------- load
+
+interface WrkResult {
+  requests: number;
+  duration_us: number;
+  errors: { connect: number; read: number; write: number; status: number; timeout: number };
+  latency_us: { p50: number; p95: number; p99: number; max: number; mean: number };
+}
+
+interface RunResult {
+  rps: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  errors: number;
+  rssMaxMb: number;
+}
+
+let runCounter = 0;
+
+function readRssMb(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One wrk run against one server; samples the server's RSS every 250 ms while it lasts. */
+async function wrk(server: RunningServer, scenario: Scenario, seconds: number, rate = 0, during?: () => Promise<void>): Promise<RunResult> {
+  runCounter += 1;
+  const env = {
+    ...process.env,
+    BENCH_SCENARIO: scenario,
+    BENCH_PREFIX: `b${String(process.pid)}r${String(runCounter)}${server.name}`,
+    BENCH_RATE: String(Math.round(rate)),
+    BENCH_THREADS: String(opts.threads),
+    BENCH_MAX_ID: String(opts.rows),
+  };
+  const argv = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${String(seconds)}s`, '--timeout', '5s', '-s', SCRIPT, `http://127.0.0.1:${String(server.port)}`];
+  const child = spawn('wrk', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
+  child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let rssMax = 0;
+  const pid = server.child.pid ?? 0;
+  const sampler = setInterval(() => { rssMax = Math.max(rssMax, readRssMb(pid)); }, 250);
+  const extra = during?.();
+  const code = await exited;
+  clearInterval(sampler);
+  await extra;
+  const line = out.split('\n').find((l) => l.startsWith('BENCHJSON '));
+  if (code !== 0 || !line) throw new Error(`wrk failed (${String(code)}): ${out}`);
+  const r = JSON.parse(line.slice('BENCHJSON '.length)) as WrkResult;
+  const e = r.errors;
+  return {
+    rps: r.requests / (r.duration_us / 1e6),
+    p50Ms: r.latency_us.p50 / 1000,
+    p95Ms: r.latency_us.p95 / 1000,
+    p99Ms: r.latency_us.p99 / 1000,
+    errors: e.connect + e.read + e.write + e.status + e.timeout,
+    rssMaxMb: rssMax,
+  };
+}
+
+/** Times `count` GET /metrics, evenly spread over `seconds`, each on a fresh connection as Prometheus' scraper would be. */
+async function scrapeTimes(server: RunningServer, seconds: number, count: number): Promise<number[]> {
+  const times: number[] = [];
+  const gap = (seconds * 1000 * 0.8) / Math.max(1, count);
+  await sleep(seconds * 100);
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    const res = await fetch(`http://127.0.0.1:${String(server.port)}/metrics`, { headers: { Connection: 'close' } });
+    const text = await res.text();
+    times.push(performance.now() - start);
+    if (!res.ok || !text.includes('http_request_duration_seconds')) throw new Error(`/metrics answered ${String(res.status)}`);
+    await sleep(gap);
+  }
+  return times;
+}
+
+// ---------------------------------------------------------------- report
+
+type PerServer<T> = Partial<Record<ServerName, T>>;
+
+interface ScenarioReport {
+  scenario: Scenario;
+  label: string;
+  max: PerServer<{ rps: number; runs: RunResult[] }>;
+  fixedRate: { rate: number; results: PerServer<{ p50Ms: number; p95Ms: number; p99Ms: number; achievedRps: number; runs: RunResult[] }> };
+}
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(rows[0] ?? []), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const build = spawnSync('node', ['-e', 'process.exit(require("node:fs").existsSync("dist/service/main.js") ? 0 : 1)'], { cwd: ROOT });
+  if (build.status !== 0) throw new Error('dist/service/main.js is missing: run `npm run build` (npm run bench does)');
+  const started = new Date();
+  const loadAverageAtStart = loadavg();
+  if ((loadAverageAtStart[0] ?? 0) > cpus().length * 0.5) log(`bench: warning: load average ${fmt(loadAverageAtStart[0], 2)} on ${String(cpus().length)} CPUs; other work will skew the numbers`);
+  log(`bench: ${String(opts.repetitions)} × ${String(opts.duration)} s per run, ${String(opts.connections)} connections, wrk -t${String(opts.threads)}`);
+  const db = await createDatabase(args['admin-url']);
+  log(`bench: database ${db.name} seeded with ${String(opts.rows)} users`);
+  const servers: RunningServer[] = [];
+  const reports: ScenarioReport[] = [];
+  const scrape: { underMaxLoad?: number[]; underFixedRate?: number[]; idle?: number[] } = {};
+  const rssMax: PerServer<number> = {};
+  try {
+    for (const name of serverNames) servers.push(await startServer(name, db.url, args['redis-url']));
+    await checkShapes(servers);
+    const service = servers.find((s) => s.name === 'service');
+    if (service && opts.scrapes > 0) scrape.idle = await scrapeTimes(service, 1, 10);
+
+    for (const scenario of scenarios) {
+      const report: ScenarioReport = { scenario, label: SCENARIOS[scenario], max: {}, fixedRate: { rate: 0, results: {} } };
+      if (opts.warmup > 0) for (const server of servers) await wrk(server, scenario, opts.warmup);
+      const maxRuns: PerServer<RunResult[]> = {};
+      for (let rep = 0; rep < opts.repetitions; rep++) {
+        // Interleaved, so a drift of the machine (another tenant, autovacuum) hits all three alike.
+        for (const server of servers) {
+          const result = await wrk(server, scenario, opts.duration);
+          (maxRuns[server.name] ??= []).push(result);
+          rssMax[server.name] = Math.max(rssMax[server.name] ?? 0, result.rssMaxMb);
+          log(`  ${scenario} max  ${server.name.padEnd(8)} rep ${String(rep + 1)}: ${fmt(result.rps)} r/s  p99 ${fmt(result.p99Ms, 2)} ms${result.errors ? `  ERRORS ${String(result.errors)}` : ''}`);
+        }
+      }
+      for (const [name, runs] of Object.entries(maxRuns) as [ServerName, RunResult[]][]) {
+        report.max[name] = { rps: median(runs.map((r) => r.rps)), runs };
+      }
+      const rate = opts.rateFraction * (report.max.baseline?.rps ?? 0);
+      report.fixedRate.rate = rate;
+      const rateRuns: PerServer<RunResult[]> = {};
+      for (let rep = 0; rep < opts.repetitions; rep++) {
+        for (const server of servers) {
+          const result = await wrk(server, scenario, opts.duration, rate);
+          (rateRuns[server.name] ??= []).push(result);
+          log(`  ${scenario} @${fmt(rate)} ${server.name.padEnd(8)} rep ${String(rep + 1)}: ${fmt(result.rps)} r/s  p50 ${fmt(result.p50Ms, 2)}  p95 ${fmt(result.p95Ms, 2)}  p99 ${fmt(result.p99Ms, 2)} ms${result.errors ? `  ERRORS ${String(result.errors)}` : ''}`);
+        }
+      }
+      for (const [name, runs] of Object.entries(rateRuns) as [ServerName, RunResult[]][]) {
+        report.fixedRate.results[name] = {
+          p50Ms: median(runs.map((r) => r.p50Ms)),
+          p95Ms: median(runs.map((r) => r.p95Ms)),
+          p99Ms: median(runs.map((r) => r.p99Ms)),
+          achievedRps: median(runs.map((r) => r.rps)),
+          runs,
+        };
+      }
+      if (scenario === 'get' && service && opts.scrapes > 0) {
+        let times: number[] = [];
+        await wrk(service, 'get', opts.duration, 0, async () => { times = await scrapeTimes(service, opts.duration, opts.scrapes); });
+        scrape.underMaxLoad = times;
+        await wrk(service, 'get', opts.duration, rate, async () => { times = await scrapeTimes(service, opts.duration, opts.scrapes); });
+        scrape.underFixedRate = times;
+        log(`  /metrics under GET load: median ${fmt(median(scrape.underMaxLoad), 2)} ms, p99 ${fmt(percentile(scrape.underMaxLoad, 99), 2)} ms (max load); median ${fmt(median(times), 2)} ms, p99 ${fmt(percentile(times, 99), 2)} ms (fixed rate)`);
+      }
+      reports.push(report);
+    }
+  } finally {
+    await Promise.all(servers.map(stopServer));
+    if (args['keep-db']) log(`bench: kept database ${db.name}`);
+    else await db.drop();
+  }
+
+  // ------------------------------------------------------------ output
+  const has = (n: ServerName) => serverNames.includes(n);
+  const maxRows: string[][] = [['scenario', 'baseline r/s', ...(has('naive') ? ['naive r/s'] : []), ...(has('service') ? ['service r/s', 'service ÷ baseline', ...(has('naive') ? ['service ÷ naive'] : [])] : [])]];
+  for (const r of reports) {
+    const b = r.max.baseline?.rps;
+    const n = r.max.naive?.rps;
+    const s = r.max.service?.rps;
+    maxRows.push([r.label, fmt(b), ...(has('naive') ? [fmt(n)] : []), ...(has('service') ? [fmt(s), fmt(ratio(s, b), 2), ...(has('naive') ? [fmt(ratio(s, n), 2)] : [])] : [])]);
+  }
+  const latRows: string[][] = [['scenario @ 70 % of baseline max', 'rate r/s', ...serverNames.map((n) => `${n} p50 / p95 / p99 ms`), ...(has('service') ? ['service p99 ÷ baseline p99'] : [])]];
+  for (const r of reports) {
+    const res = r.fixedRate.results;
+    latRows.push([
+      r.label,
+      fmt(r.fixedRate.rate),
+      ...serverNames.map((n) => { const x = res[n]; return x ? `${fmt(x.p50Ms, 2)} / ${fmt(x.p95Ms, 2)} / ${fmt(x.p99Ms, 2)}` : '—'; }),
+      ...(has('service') ? [fmt(ratio(res.service?.p99Ms, res.baseline?.p99Ms), 2)] : []),
+    ]);
+  }
+  const memRows = [['server', 'max RSS under load (MB)'], ...serverNames.map((n) => [n, fmt(rssMax[n], 0)])];
+
+  const byScenario = (s: Scenario) => reports.find((r) => r.scenario === s);
+  const goals: { goal: string; value: number | undefined; target: string; ok: boolean | undefined }[] = [];
+  const goal = (name: string, value: number | undefined, target: number, atMost = false) =>
+    goals.push({ goal: name, value, target: `${atMost ? '≤' : '≥'} ${String(target)}`, ok: value === undefined || Number.isNaN(value) ? undefined : atMost ? value <= target : value >= target });
+  if (has('service')) {
+    const get = byScenario('get');
+    goal('GET by id: service ÷ baseline', ratio(get?.max.service?.rps, get?.max.baseline?.rps), 0.75);
+    if (has('naive')) goal('GET by id: service ÷ naive', ratio(get?.max.service?.rps, get?.max.naive?.rps), 1.2);
+    const post = byScenario('post');
+    goal('POST: service ÷ baseline', ratio(post?.max.service?.rps, post?.max.baseline?.rps), 0.8);
+    const list = byScenario('list');
+    goal('list: service ÷ baseline', ratio(list?.max.service?.rps, list?.max.baseline?.rps), 0.75);
+    for (const r of reports) goal(`${r.label} p99 @70 %: service ÷ baseline`, ratio(r.fixedRate.results.service?.p99Ms, r.fixedRate.results.baseline?.p99Ms), 2, true);
+    goal('service RSS under load (MB)', rssMax.service, 150, true);
+    if (scrape.underMaxLoad) {
+      goal('/metrics scrape p99 under max GET load (ms)', percentile(scrape.underMaxLoad, 99), 10, true);
+      if (scrape.underFixedRate) goal('/metrics scrape p99 under 70 % GET load (ms)', percentile(scrape.underFixedRate, 99), 10, true);
+    }
+  }
+  const goalRows = [['goal', 'measured', 'target', ''], ...goals.map((g) => [g.goal, fmt(g.value, 2), g.target, g.ok === undefined ? '—' : g.ok ? 'met' : 'MISSED'])];
+  const scrapeRows = [['/metrics scrape', 'median ms', 'p99 ms'],
+    ...(['idle', 'underMaxLoad', 'underFixedRate'] as const).filter((k) => scrape[k]).map((k) => [
+      { idle: 'idle', underMaxLoad: 'under max GET load', underFixedRate: 'under GET at 70 % rate' }[k], fmt(median(scrape[k] ?? []), 2), fmt(percentile(scrape[k] ?? [], 99), 2)])];
+
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    date: started.toISOString(),
+    // Other work on the machine skews every number; the ratios, measured interleaved, suffer least.
+    loadAverageAtStart: loadAverageAtStart.map((l) => Math.round(l * 100) / 100),
+    loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+  const text = [
+    `Machine: ${String(machine.cpus)} × ${machine.cpuModel}, ${String(machine.memoryGb)} GB, Node ${machine.node}, ${machine.date}`,
+    `Load average (1 min) at start ${fmt(machine.loadAverageAtStart[0], 2)}, at end ${fmt(machine.loadAverageAtEnd[0], 2)}.`,
+    `Load: wrk -t${String(opts.threads)} -c${String(opts.connections)}, ${String(opts.repetitions)} × ${String(opts.duration)} s per cell (median), ${String(opts.warmup)} s warm-up; PostgreSQL, Redis, wrk and the server share the machine.`,
+    '',
+    'Maximum throughput',
+    table(maxRows),
+    '',
+    'Latency at a fixed rate (70 % of the baseline maximum)',
+    table(latRows),
+    '',
+    table(memRows),
+    '',
+    table(scrapeRows),
+    '',
+    'Goals',
+    table(goalRows),
+  ].join('\n');
+  process.stdout.write(`\n${text}\n`);
+  mkdirSync(RESULTS, { recursive: true });
+  const json = { machine, options: opts, scenarios: reports, rssMaxMb: rssMax, scrapeMs: scrape, goals, table: text };
+  writeFileSync(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
+  log(`bench: wrote ${RESULTS}latest.json`);
+}
+
+await main();
