@@ -252,6 +252,14 @@ export function validateEnvironmentConfig(config: EnvironmentConfig): void {
   if (!config.availabilityZones.every((az) => az.startsWith(config.region))) {
     problems.push(`availabilityZones must be in ${config.region}`);
   }
+  if (config.name === 'production') {
+    // The architecture promises these for production; a config edit must not quietly drop them
+    // (their cdk-nag findings are acknowledged only where the config turns them off).
+    if (!config.database.multiAz) problems.push('production requires database.multiAz');
+    if (!config.database.deletionProtection) problems.push('production requires database.deletionProtection');
+    if (!config.database.finalSnapshot) problems.push('production requires database.finalSnapshot');
+    if (config.cache.nodes < 2) problems.push('production requires a Redis replica (cache.nodes >= 2) for automatic failover');
+  }
   if (problems.length > 0) {
     throw new Error(`invalid ${config.name} configuration:\n- ${problems.join('\n- ')}`);
   }

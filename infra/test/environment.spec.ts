@@ -1,0 +1,447 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Match } from 'aws-cdk-lib/assertions';
+import { copyVaultName } from '../lib/backup-copy-stack.js';
+import { contract, environments, PASSWORD_EXCLUDED_CHARACTERS } from '../lib/config.js';
+import {
+  asArray,
+  asObject,
+  ENVIRONMENTS,
+  isObject,
+  referencedId,
+  referencedType,
+  resources,
+  single,
+  synthesized,
+  type Json,
+  type JsonObject,
+} from './support.js';
+
+const KMS_KEY = 'AWS::KMS::Key';
+
+/** Subnet logical ids of one subnet group, found by the tag CDK puts on each subnet. */
+function subnetIds(template: JsonObject, group: string): string[] {
+  return resources(template, 'AWS::EC2::Subnet')
+    .filter((s) =>
+      asArray(s.properties['Tags']).some(
+        (tag) => isObject(tag) && tag['Key'] === 'aws-cdk:subnet-name' && tag['Value'] === group,
+      ),
+    )
+    .map((s) => s.logicalId);
+}
+
+function routeTablesOf(template: JsonObject, subnetLogicalIds: readonly string[]): string[] {
+  return resources(template, 'AWS::EC2::SubnetRouteTableAssociation')
+    .filter((a) => subnetLogicalIds.includes(referencedId(a.properties['SubnetId']) ?? ''))
+    .map((a) => referencedId(a.properties['RouteTableId']) ?? '');
+}
+
+/** Every ingress rule, whether inline on a security group or a separate resource, keyed by the group it opens. */
+function ingressRules(template: JsonObject): { group: string; rule: JsonObject }[] {
+  const inline = resources(template, 'AWS::EC2::SecurityGroup').flatMap((sg) =>
+    asArray(sg.properties['SecurityGroupIngress']).map((rule) => ({ group: sg.logicalId, rule: asObject(rule, 'ingress') })),
+  );
+  const separate = resources(template, 'AWS::EC2::SecurityGroupIngress').map((r) => ({
+    group: referencedId(r.properties['GroupId']) ?? '',
+    rule: r.properties,
+  }));
+  return [...inline, ...separate];
+}
+
+for (const name of ENVIRONMENTS) {
+  const config = environments[name];
+  const stackOf = (): JsonObject => synthesized().json(synthesized().built.environments[name].main);
+  const templateOf = () => synthesized().template(synthesized().built.environments[name].main);
+
+  describe(`${name} environment stack`, () => {
+    describe('encryption at rest', () => {
+      it('encrypts the PostgreSQL storage with a customer-managed KMS key from this stack', () => {
+        const t = stackOf();
+        const db = single(t, 'AWS::RDS::DBInstance').properties;
+        assert.equal(db['StorageEncrypted'], true);
+        assert.equal(referencedType(t, db['KmsKeyId']), KMS_KEY);
+      });
+
+      it('encrypts every Secrets Manager secret with a customer-managed KMS key', () => {
+        const t = stackOf();
+        const secrets = resources(t, 'AWS::SecretsManager::Secret');
+        assert.equal(secrets.length, 2);
+        for (const s of secrets) assert.equal(referencedType(t, s.properties['KmsKeyId']), KMS_KEY, s.logicalId);
+      });
+
+      it('encrypts Redis at rest with a customer-managed KMS key', () => {
+        const t = stackOf();
+        const redis = single(t, 'AWS::ElastiCache::ReplicationGroup').properties;
+        assert.equal(redis['AtRestEncryptionEnabled'], true);
+        assert.equal(referencedType(t, redis['KmsKeyId']), KMS_KEY);
+      });
+
+      it('encrypts the backup vault with a customer-managed KMS key', () => {
+        const t = stackOf();
+        assert.equal(referencedType(t, single(t, 'AWS::Backup::BackupVault').properties['EncryptionKeyArn']), KMS_KEY);
+      });
+
+      it('encrypts every log group with a customer-managed KMS key', () => {
+        const t = stackOf();
+        const groups = resources(t, 'AWS::Logs::LogGroup');
+        assert.ok(groups.length >= 3);
+        for (const g of groups) assert.equal(referencedType(t, g.properties['KmsKeyId']), KMS_KEY, g.logicalId);
+      });
+
+      it('enables yearly rotation on every KMS key', () => {
+        for (const key of resources(stackOf(), KMS_KEY)) assert.equal(key.properties['EnableKeyRotation'], true, key.logicalId);
+      });
+
+      it('retains every KMS key when the stack is deleted (snapshots and backups depend on them)', () => {
+        for (const key of resources(stackOf(), KMS_KEY)) assert.equal(key.raw['DeletionPolicy'], 'Retain', key.logicalId);
+      });
+    });
+
+    describe('encryption in transit', () => {
+      it('forces TLS on PostgreSQL through the parameter group (rds.force_ssl=1)', () => {
+        const t = stackOf();
+        const group = single(t, 'AWS::RDS::DBParameterGroup');
+        assert.equal(asObject(group.properties['Parameters'], 'Parameters')['rds.force_ssl'], '1');
+        assert.equal(referencedId(single(t, 'AWS::RDS::DBInstance').properties['DBParameterGroupName']), group.logicalId);
+      });
+
+      it('requires TLS for every Redis connection', () => {
+        const redis = single(stackOf(), 'AWS::ElastiCache::ReplicationGroup').properties;
+        assert.equal(redis['TransitEncryptionEnabled'], true);
+        assert.equal(redis['TransitEncryptionMode'], 'required');
+      });
+
+      it('requires the Redis AUTH token, resolved from Secrets Manager at deploy time rather than written into the template', () => {
+        const token = JSON.stringify(single(stackOf(), 'AWS::ElastiCache::ReplicationGroup').properties['AuthToken']);
+        assert.match(token, /\{\{resolve:secretsmanager:/);
+        assert.match(token, /:SecretString:authToken::\}\}/);
+      });
+    });
+
+    describe('PostgreSQL', () => {
+      it('keeps automated backups (point-in-time recovery) for 7 days', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBInstance', { BackupRetentionPeriod: 7 });
+      });
+
+      it('keeps automated backups after the instance is deleted', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBInstance', { DeleteAutomatedBackups: false });
+      });
+
+      it('logs statements slower than the configured threshold', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBParameterGroup', {
+          Parameters: Match.objectLike({ log_min_duration_statement: String(config.database.slowQueryThresholdMs) }),
+        });
+      });
+
+      it('exports the PostgreSQL log to CloudWatch Logs', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBInstance', { EnableCloudwatchLogsExports: Match.arrayWith(['postgresql']) });
+      });
+
+      it('follows the configured Multi-AZ and deletion-protection settings', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBInstance', {
+          MultiAZ: config.database.multiAz,
+          DeletionProtection: config.database.deletionProtection,
+        });
+      });
+
+      it('stores the generated credentials under the contract name users-service/<env>/database', () => {
+        const t = stackOf();
+        const secret = resources(t, 'AWS::SecretsManager::Secret').find(
+          (s) => s.properties['Name'] === contract.databaseSecretName(name),
+        );
+        assert.ok(secret, 'database secret');
+        const generate = asObject(secret.properties['GenerateSecretString'], 'GenerateSecretString');
+        assert.equal(generate['SecretStringTemplate'], JSON.stringify({ username: contract.databaseUsername }));
+        assert.equal(generate['ExcludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS);
+      });
+
+      it('attaches host, port, dbname and engine to the database secret (the JSON shape the ExternalSecret reads)', () => {
+        const t = stackOf();
+        const attachment = single(t, 'AWS::SecretsManager::SecretTargetAttachment');
+        assert.equal(attachment.properties['TargetType'], 'AWS::RDS::DBInstance');
+        assert.equal(referencedId(attachment.properties['TargetId']), single(t, 'AWS::RDS::DBInstance').logicalId);
+      });
+
+      it('rotates the database secret on the configured schedule', () => {
+        const t = stackOf();
+        const schedule = single(t, 'AWS::SecretsManager::RotationSchedule').properties;
+        assert.equal(referencedId(schedule['SecretId']), single(t, 'AWS::SecretsManager::SecretTargetAttachment').logicalId);
+        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `rate(${config.database.rotationDays} days)` });
+      });
+
+      it('rotates to passwords without URL-special characters, like the generated one', () => {
+        const rotation = single(stackOf(), 'AWS::Serverless::Application').properties;
+        assert.equal(asObject(rotation['Parameters'], 'Parameters')['excludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS);
+      });
+
+      it('is not publicly accessible', () => {
+        templateOf().hasResourceProperties('AWS::RDS::DBInstance', { PubliclyAccessible: false });
+      });
+
+      it('lives only in the data subnets', () => {
+        const t = stackOf();
+        const group = single(t, 'AWS::RDS::DBSubnetGroup').properties;
+        assert.deepEqual(asArray(group['SubnetIds']).map(referencedId).sort(), subnetIds(t, 'data').sort());
+      });
+    });
+
+    describe('Redis', () => {
+      it('follows the configured node count, with failover and Multi-AZ exactly when there is a replica', () => {
+        const replicated = config.cache.nodes > 1;
+        templateOf().hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+          NumCacheClusters: config.cache.nodes,
+          AutomaticFailoverEnabled: replicated,
+          MultiAZEnabled: replicated,
+        });
+      });
+
+      it('lives only in the data subnets', () => {
+        const t = stackOf();
+        const group = single(t, 'AWS::ElastiCache::SubnetGroup').properties;
+        assert.deepEqual(asArray(group['SubnetIds']).map(referencedId).sort(), subnetIds(t, 'data').sort());
+      });
+
+      it('stores the AUTH token as {"authToken": ...} under users-service/<env>/redis, alphanumeric only', () => {
+        templateOf().hasResourceProperties('AWS::SecretsManager::Secret', {
+          Name: contract.redisSecretName(name),
+          GenerateSecretString: Match.objectLike({
+            SecretStringTemplate: '{}',
+            GenerateStringKey: 'authToken',
+            ExcludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
+          }),
+        });
+      });
+    });
+
+    describe('network', () => {
+      it('spreads the data subnets over three availability zones', () => {
+        const t = stackOf();
+        const ids = subnetIds(t, 'data');
+        const azs = resources(t, 'AWS::EC2::Subnet')
+          .filter((s) => ids.includes(s.logicalId))
+          .map((s) => s.properties['AvailabilityZone']);
+        assert.deepEqual([...azs].sort(), [...config.availabilityZones].sort());
+      });
+
+      it('gives the data subnets no route to the internet, only to the cluster VPC over the peering', () => {
+        const t = stackOf();
+        const tables = routeTablesOf(t, subnetIds(t, 'data'));
+        assert.equal(tables.length, 3);
+        const routes = resources(t, 'AWS::EC2::Route').filter((r) => tables.includes(referencedId(r.properties['RouteTableId']) ?? ''));
+        assert.equal(routes.length, 3);
+        for (const route of routes) {
+          assert.equal(route.properties['DestinationCidrBlock'], config.cluster.vpcCidr);
+          assert.equal(referencedType(t, route.properties['VpcPeeringConnectionId']), 'AWS::EC2::VPCPeeringConnection');
+        }
+      });
+
+      it('routes every given cluster route table to the data VPC over the peering', () => {
+        const t = stackOf();
+        const fromCluster = resources(t, 'AWS::EC2::Route').filter((r) => typeof r.properties['RouteTableId'] === 'string');
+        assert.deepEqual(fromCluster.map((r) => r.properties['RouteTableId']).sort(), [...config.cluster.routeTableIds].sort());
+        for (const route of fromCluster) assert.equal(route.properties['DestinationCidrBlock'], config.vpcCidr);
+      });
+
+      it('peers the data VPC with the cluster VPC', () => {
+        templateOf().hasResourceProperties('AWS::EC2::VPCPeeringConnection', { PeerVpcId: config.cluster.vpcId });
+      });
+
+      it('provisions the configured number of NAT gateways', () => {
+        assert.equal(resources(stackOf(), 'AWS::EC2::NatGateway').length, config.natGateways);
+      });
+
+      it('records VPC flow logs', () => {
+        templateOf().resourceCountIs('AWS::EC2::FlowLog', 1);
+      });
+
+      it('admits no ingress from an address range: every rule names a source security group', () => {
+        for (const { group, rule } of ingressRules(stackOf())) {
+          assert.equal(rule['CidrIp'], undefined, group);
+          assert.equal(rule['CidrIpv6'], undefined, group);
+          assert.ok(rule['SourceSecurityGroupId'] !== undefined, group);
+        }
+      });
+
+      it('opens Redis (6379) to the cluster pod security group and nothing else', () => {
+        const t = stackOf();
+        const redisSg = referencedId(asArray(single(t, 'AWS::ElastiCache::ReplicationGroup').properties['SecurityGroupIds'])[0]);
+        const rules = ingressRules(t).filter((r) => r.group === redisSg);
+        assert.deepEqual(
+          rules.map((r) => r.rule),
+          [{ Description: 'users-service pods', FromPort: 6379, ToPort: 6379, IpProtocol: 'tcp', SourceSecurityGroupId: config.cluster.podSecurityGroupId }],
+        );
+      });
+
+      it('opens PostgreSQL to the cluster pod security group and, besides it, only the rotation function', () => {
+        const t = stackOf();
+        const dbSg = referencedId(asArray(single(t, 'AWS::RDS::DBInstance').properties['VPCSecurityGroups'])[0]);
+        const rotationSg = referencedId(
+          asObject(single(t, 'AWS::Serverless::Application').properties['Parameters'], 'Parameters')['vpcSecurityGroupIds'],
+        );
+        const sources = ingressRules(t)
+          .filter((r) => r.group === dbSg)
+          .map((r) => referencedId(r.rule['SourceSecurityGroupId']) ?? r.rule['SourceSecurityGroupId']);
+        assert.deepEqual(sources.sort(), [config.cluster.podSecurityGroupId, rotationSg].sort());
+      });
+
+      it('opens nothing else: only the database and Redis groups have ingress rules', () => {
+        const t = stackOf();
+        const groups = new Set(ingressRules(t).map((r) => r.group));
+        const dbSg = referencedId(asArray(single(t, 'AWS::RDS::DBInstance').properties['VPCSecurityGroups'])[0]);
+        const redisSg = referencedId(asArray(single(t, 'AWS::ElastiCache::ReplicationGroup').properties['SecurityGroupIds'])[0]);
+        assert.deepEqual([...groups].sort(), [dbSg, redisSg].sort());
+      });
+    });
+
+    describe('AWS Backup', () => {
+      it('backs up daily and keeps each recovery point for 7 days', () => {
+        const rule = asObject(asArray(asObject(single(stackOf(), 'AWS::Backup::BackupPlan').properties['BackupPlan'], 'plan')['BackupPlanRule'])[0], 'rule');
+        assert.equal(rule['ScheduleExpression'], `cron(0 ${config.backup.dailyStartHourUtc} * * ? *)`);
+        assert.deepEqual(rule['Lifecycle'], { DeleteAfterDays: 7 });
+      });
+
+      it('copies every recovery point to the vault in the second region', () => {
+        const rule = asObject(asArray(asObject(single(stackOf(), 'AWS::Backup::BackupPlan').properties['BackupPlan'], 'plan')['BackupPlanRule'])[0], 'rule');
+        assert.deepEqual(rule['CopyActions'], [
+          {
+            DestinationBackupVaultArn: `arn:aws:backup:${config.backup.copyRegion}:${config.account}:backup-vault:${copyVaultName(config)}`,
+            Lifecycle: { DeleteAfterDays: config.backup.copyRetentionDays },
+          },
+        ]);
+      });
+
+      it('selects the PostgreSQL instance', () => {
+        const t = stackOf();
+        const selection = asObject(single(t, 'AWS::Backup::BackupSelection').properties['BackupSelection'], 'selection');
+        const arns = JSON.stringify(selection['Resources']);
+        assert.match(arns, /:rds:/);
+        assert.ok(arns.includes(single(t, 'AWS::RDS::DBInstance').logicalId));
+      });
+
+      it('blocks early deletion of recovery points in the vault', () => {
+        const statements = asArray(asObject(single(stackOf(), 'AWS::Backup::BackupVault').properties['AccessPolicy'], 'policy')['Statement']);
+        assert.ok(
+          statements.some(
+            (s) => isObject(s) && s['Effect'] === 'Deny' && asArray(s['Action']).includes('backup:DeleteRecoveryPoint'),
+          ),
+        );
+      });
+    });
+
+    describe('IRSA role for External Secrets', () => {
+      const roleOf = (): JsonObject => {
+        const role = resources(stackOf(), 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-external-secrets`);
+        assert.ok(role, 'external secrets role');
+        return role.properties;
+      };
+
+      it(`trusts exactly system:serviceaccount:users-service-${name}:users-service-secrets with audience sts.amazonaws.com`, () => {
+        const issuer = config.cluster.oidcIssuer;
+        assert.deepEqual(asObject(roleOf()['AssumeRolePolicyDocument'], 'trust')['Statement'], [
+          {
+            Action: 'sts:AssumeRoleWithWebIdentity',
+            Effect: 'Allow',
+            Principal: { Federated: config.cluster.oidcProviderArn },
+            Condition: {
+              StringEquals: {
+                [`${issuer}:sub`]: `system:serviceaccount:users-service-${name}:users-service-secrets`,
+                [`${issuer}:aud`]: 'sts.amazonaws.com',
+              },
+            },
+          },
+        ]);
+      });
+
+      it('may read exactly the database and Redis secrets, and decrypt only through Secrets Manager', () => {
+        const t = stackOf();
+        const roleId = resources(t, 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-external-secrets`)!.logicalId;
+        const policies = resources(t, 'AWS::IAM::Policy').filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === roleId));
+        assert.equal(policies.length, 1);
+        const statements = asArray(asObject(policies[0]!.properties['PolicyDocument'], 'doc')['Statement']) as JsonObject[];
+        const secretIds = [single(t, 'AWS::SecretsManager::SecretTargetAttachment').logicalId, resources(t, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === contract.redisSecretName(name))!.logicalId];
+        assert.deepEqual(
+          statements.map((s) => ({ Action: s['Action'], Resource: asArray(s['Resource']).map(referencedId), Condition: s['Condition'] ?? null })),
+          [
+            { Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: secretIds, Condition: null },
+            { Action: 'kms:Decrypt', Resource: [referencedId(asArray(statements[1]!['Resource'])[0])], Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${config.region}.amazonaws.com` } } },
+          ],
+        );
+        assert.equal(referencedType(t, asArray(statements[1]!['Resource'])[0]), KMS_KEY);
+      });
+    });
+
+    describe('outputs', () => {
+      const expected = [
+        'DatabaseSecretName',
+        'DatabaseSecretArn',
+        'RedisSecretName',
+        'RedisSecretArn',
+        'ExternalSecretsRoleArn',
+        'DatabaseEndpoint',
+        'DatabasePort',
+        'RedisEndpoint',
+        'RedisPort',
+      ];
+      it(`exports what the chart needs: ${expected.join(', ')}`, () => {
+        const outputs = asObject(stackOf()['Outputs'] as Json, 'Outputs');
+        for (const key of expected) assert.ok(key in outputs, key);
+      });
+
+      it('names the secrets as the contract does', () => {
+        const outputs = asObject(stackOf()['Outputs'] as Json, 'Outputs');
+        assert.equal(asObject(outputs['DatabaseSecretName'], 'o')['Value'], `users-service/${name}/database`);
+        assert.equal(asObject(outputs['RedisSecretName'], 'o')['Value'], `users-service/${name}/redis`);
+      });
+    });
+  });
+
+  describe(`${name} backup copy stack`, () => {
+    const copyStack = () => synthesized().built.environments[name].backupCopy;
+
+    it('is deployed to the configured second region, not the primary one', () => {
+      assert.equal(copyStack().region, config.backup.copyRegion);
+      assert.notEqual(copyStack().region, config.region);
+    });
+
+    it('creates the vault the copy action targets, encrypted with a customer-managed key', () => {
+      const t = synthesized().json(copyStack());
+      const vault = single(t, 'AWS::Backup::BackupVault');
+      assert.equal(vault.properties['BackupVaultName'], copyVaultName(config));
+      assert.equal(referencedType(t, vault.properties['EncryptionKeyArn']), KMS_KEY);
+    });
+
+    it('is deployed before the environment stack that copies into it', () => {
+      const deps = synthesized().built.environments[name].main.dependencies;
+      assert.ok(deps.includes(copyStack()));
+    });
+  });
+}
+
+describe('production protections (stated literally, not read from the config)', () => {
+  const t = () => synthesized().json(synthesized().built.environments.production.main);
+
+  it('runs PostgreSQL Multi-AZ', () => {
+    assert.equal(single(t(), 'AWS::RDS::DBInstance').properties['MultiAZ'], true);
+  });
+
+  it('protects PostgreSQL from deletion', () => {
+    assert.equal(single(t(), 'AWS::RDS::DBInstance').properties['DeletionProtection'], true);
+  });
+
+  it('takes a final snapshot when PostgreSQL is deleted or replaced', () => {
+    const db = single(t(), 'AWS::RDS::DBInstance').raw;
+    assert.equal(db['DeletionPolicy'], 'Snapshot');
+    assert.equal(db['UpdateReplacePolicy'], 'Snapshot');
+  });
+
+  it('runs Redis with a replica, automatic failover and Multi-AZ', () => {
+    const redis = single(t(), 'AWS::ElastiCache::ReplicationGroup').properties;
+    assert.ok(Number(redis['NumCacheClusters']) >= 2);
+    assert.equal(redis['AutomaticFailoverEnabled'], true);
+    assert.equal(redis['MultiAZEnabled'], true);
+  });
+
+  it('retains the backup vault when the stack is deleted', () => {
+    assert.equal(single(t(), 'AWS::Backup::BackupVault').raw['DeletionPolicy'], 'Retain');
+  });
+});
