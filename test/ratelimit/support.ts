@@ -37,8 +37,11 @@ export interface LimitedApp {
   limiter: RateLimiter;
   metrics: Metrics;
   logs: Record<string, unknown>[];
-  /** performance.now() of each /api request as it reached the app, before the limiter. */
-  arrivals: number[];
+  /**
+   * performance.now() around each /api request's passage through the app (limiter included): the
+   * limiter's decision for it was taken somewhere between `start` and `end`.
+   */
+  timings: { start: number; end: number }[];
   decisions(outcome: RateLimitOutcome): Promise<number>;
   redisErrors(): Promise<number>;
   close(): Promise<void>;
@@ -82,10 +85,11 @@ export async function startLimitedApp(options: LimitedAppOptions): Promise<Limit
   app.proxy = hops > 0;
   app.maxIpsCount = hops;
   app.silent = true;
-  const arrivals: number[] = [];
+  const timings: { start: number; end: number }[] = [];
   app.use(async (ctx, next) => {
-    if (ctx.path.startsWith('/api')) arrivals.push(performance.now());
+    const start = performance.now();
     await next();
+    if (ctx.path.startsWith('/api')) timings.push({ start, end: performance.now() });
   });
   app.use(problemDetails(log));
   app.use(rateLimit({ limiter, scope: options.scope ?? 'client' }));
@@ -111,7 +115,7 @@ export async function startLimitedApp(options: LimitedAppOptions): Promise<Limit
     limiter,
     metrics,
     logs,
-    arrivals,
+    timings,
     decisions: (outcome) => counter('rateLimitDecisions', outcome),
     redisErrors: () => counter('rateLimitRedisErrors'),
     async close() {
