@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
@@ -44,6 +44,20 @@ export class BackupCopyStack extends Stack {
       // Deleting the key would make every copied recovery point unreadable.
       removalPolicy: RemovalPolicy.RETAIN,
       pendingWindow: Duration.days(30),
+    });
+
+    // RDS cross-region automated-backup replication (production) needs a key in
+    // this region; its ARN goes into database.crossRegionPitrKmsKeyArn.
+    const pitrKey = new kms.Key(this, 'PitrReplicationKey', {
+      alias: `alias/users-service-${config.name}-pitr-replica`,
+      description: `users-service ${config.name}: RDS automated backups replicated to ${config.backup.copyRegion}`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      pendingWindow: Duration.days(30),
+    });
+    new CfnOutput(this, 'PitrReplicationKeyArn', {
+      value: pitrKey.keyArn,
+      description: 'Set as database.crossRegionPitrKmsKeyArn in infra/lib/config.ts',
     });
 
     this.vault = new backup.BackupVault(this, 'Vault', {

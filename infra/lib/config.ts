@@ -64,6 +64,14 @@ export interface DatabaseConfig {
   /** Statements slower than this are logged (log_min_duration_statement). */
   readonly slowQueryThresholdMs: number;
   readonly rotationDays: number;
+  /**
+   * Replicate the automated backups (snapshots and transaction logs) to
+   * backup.copyRegion, so point-in-time recovery works there too: the only way
+   * to keep a one-hour RPO when the whole primary region is lost. RDS needs the
+   * ARN of a key in that region: the `PitrReplicationKeyArn` output of the
+   * environment's BackupCopy stack (deployed first). Unset: no replication.
+   */
+  readonly crossRegionPitrKmsKeyArn?: string;
 }
 
 export interface CacheConfig {
@@ -181,6 +189,8 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
       backupRetentionDays: 7,
       slowQueryThresholdMs: 250,
       rotationDays: 30,
+      // Placeholder like the account id: the BackupCopy stack's PitrReplicationKeyArn output.
+      crossRegionPitrKmsKeyArn: `arn:aws:kms:us-west-2:${PLACEHOLDER_ACCOUNT}:key/00000000-0000-4000-8000-000000000000`,
     },
     cache: { nodeType: 'cache.t4g.small', nodes: 2 },
     backup: { copyRegion: 'us-west-2', retentionDays: 7, copyRetentionDays: 7, dailyStartHourUtc: 5 },
@@ -252,7 +262,12 @@ export function validateEnvironmentConfig(config: EnvironmentConfig): void {
   if (!config.availabilityZones.every((az) => az.startsWith(config.region))) {
     problems.push(`availabilityZones must be in ${config.region}`);
   }
+  const pitrKey = config.database.crossRegionPitrKmsKeyArn;
+  if (pitrKey !== undefined && !pitrKey.startsWith(`arn:aws:kms:${config.backup.copyRegion}:${config.account}:key/`)) {
+    problems.push(`database.crossRegionPitrKmsKeyArn must be a key ARN in ${config.backup.copyRegion} (RDS rejects aliases and other regions)`);
+  }
   if (config.name === 'production') {
+    if (pitrKey === undefined) problems.push('production requires database.crossRegionPitrKmsKeyArn (RPO 1 h on region loss)');
     // The architecture promises these for production; a config edit must not quietly drop them
     // (their cdk-nag findings are acknowledged only where the config turns them off).
     if (!config.database.multiAz) problems.push('production requires database.multiAz');

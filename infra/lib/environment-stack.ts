@@ -224,6 +224,13 @@ export class EnvironmentStack extends Stack {
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
     });
     rdsLogGroups.forEach((group) => this.database.node.addDependency(group));
+    if (config.database.crossRegionPitrKmsKeyArn !== undefined) {
+      // No L2 property yet; the L1 properties are the documented CloudFormation ones.
+      const cfnDatabase = this.database.node.defaultChild as rds.CfnDBInstance;
+      cfnDatabase.automaticBackupReplicationRegion = config.backup.copyRegion;
+      cfnDatabase.automaticBackupReplicationKmsKeyId = config.database.crossRegionPitrKmsKeyArn;
+      cfnDatabase.automaticBackupReplicationRetentionPeriod = config.database.backupRetentionDays;
+    }
     Validations.of(this.database).acknowledge({
       id: 'AwsSolutions-RDS11',
       reason:

@@ -4,6 +4,7 @@
  * and cdk-nag plugins); node --test would otherwise start a process, and a
  * synthesis, per file.
  */
+import './app.spec.js';
 import './config.spec.js';
 import './environment.spec.js';
 import './shared.spec.js';

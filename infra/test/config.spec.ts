@@ -70,11 +70,20 @@ describe('environment configuration', () => {
     ['database.deletionProtection', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, deletionProtection: false } })],
     ['database.finalSnapshot', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, finalSnapshot: false } })],
     ['cache.nodes', (c: EnvironmentConfig) => ({ ...c, cache: { ...c.cache, nodes: 1 } })],
+    ['database.crossRegionPitrKmsKeyArn', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, crossRegionPitrKmsKeyArn: undefined } })],
   ] as const) {
     it(`rejects a production configuration that turns off ${field}`, () => {
       assert.throws(() => validateEnvironmentConfig(weaken(production)), /production requires/);
     });
   }
+
+  it('rejects a cross-region PITR key outside the copy region', () => {
+    const key = `arn:aws:kms:${production.region}:${production.account}:key/00000000-0000-4000-8000-000000000000`;
+    assert.throws(
+      () => validateEnvironmentConfig({ ...production, database: { ...production.database, crossRegionPitrKmsKeyArn: key } }),
+      /crossRegionPitrKmsKeyArn must be a key ARN in us-west-2/,
+    );
+  });
 
   it('keeps the 7-day backup retention the architecture promises in every environment', () => {
     for (const config of Object.values(environments)) {

@@ -441,6 +441,13 @@ describe('production protections (stated literally, not read from the config)', 
     assert.equal(redis['MultiAZEnabled'], true);
   });
 
+  it('replicates automated backups to the second region, so point-in-time recovery survives a region loss', () => {
+    const db = single(t(), 'AWS::RDS::DBInstance').properties;
+    assert.equal(db['AutomaticBackupReplicationRegion'], environments.production.backup.copyRegion);
+    assert.match(String(db['AutomaticBackupReplicationKmsKeyId']), /^arn:aws:kms:us-west-2:\d{12}:key\//);
+    assert.equal(db['AutomaticBackupReplicationRetentionPeriod'], 7);
+  });
+
   it('retains the backup vault when the stack is deleted', () => {
     assert.equal(single(t(), 'AWS::Backup::BackupVault').raw['DeletionPolicy'], 'Retain');
   });

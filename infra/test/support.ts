@@ -5,6 +5,7 @@
  */
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Stack } from 'aws-cdk-lib';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { buildApp, type UsersServiceApp } from '../lib/app.js';
 import type { EnvironmentName } from '../lib/config.js';
 
@@ -15,6 +16,7 @@ export type JsonObject = { [key: string]: Json };
 
 export interface Synthesized {
   readonly built: UsersServiceApp;
+  readonly assembly: CloudAssembly;
   readonly template: (stack: Stack) => Template;
   readonly json: (stack: Stack) => JsonObject;
 }
@@ -27,7 +29,7 @@ export function synthesized(): Synthesized {
   const built = buildApp();
   const assembly = built.app.synth();
   const json = (stack: Stack): JsonObject => assembly.getStackByName(stack.stackName).template as JsonObject;
-  cached = { built, json, template: (stack) => Template.fromJSON(json(stack)) };
+  cached = { built, assembly, json, template: (stack) => Template.fromJSON(json(stack)) };
   return cached;
 }
 
