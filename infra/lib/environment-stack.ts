@@ -294,6 +294,8 @@ export class EnvironmentStack extends Stack {
     });
     const failover = config.cache.nodes > 1;
     this.redis = new elasticache.CfnReplicationGroup(this, 'Redis', {
+      // A fixed id makes the primary endpoint predictable: master.users-service-<env>.<hash>.<region>.cache.amazonaws.com.
+      replicationGroupId: `users-service-${env}`,
       replicationGroupDescription: `users-service ${env} rate-limit state`,
       engine: 'redis',
       engineVersion: '7.1',
@@ -385,7 +387,7 @@ export class EnvironmentStack extends Stack {
     // --- IRSA role for External Secrets: exactly one service account, exactly two secrets.
     const issuer = config.cluster.oidcIssuer;
     this.externalSecretsRole = new iam.Role(this, 'ExternalSecretsRole', {
-      roleName: `users-service-${env}-external-secrets`,
+      roleName: `users-service-${env}-secrets`,
       description: `External Secrets (${contract.namespace(env)}/${contract.externalSecretsServiceAccount}) reads the users-service ${env} secrets`,
       assumedBy: new iam.WebIdentityPrincipal(config.cluster.oidcProviderArn, {
         StringEquals: {

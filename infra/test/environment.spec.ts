@@ -195,6 +195,10 @@ for (const name of ENVIRONMENTS) {
         });
       });
 
+      it('is named users-service-<env>, so its endpoint host is predictable for the chart values', () => {
+        templateOf().hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { ReplicationGroupId: `users-service-${name}` });
+      });
+
       it('lives only in the data subnets', () => {
         const t = stackOf();
         const group = single(t, 'AWS::ElastiCache::SubnetGroup').properties;
@@ -330,7 +334,7 @@ for (const name of ENVIRONMENTS) {
 
     describe('IRSA role for External Secrets', () => {
       const roleOf = (): JsonObject => {
-        const role = resources(stackOf(), 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-external-secrets`);
+        const role = resources(stackOf(), 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-secrets`);
         assert.ok(role, 'external secrets role');
         return role.properties;
       };
@@ -354,7 +358,7 @@ for (const name of ENVIRONMENTS) {
 
       it('may read exactly the database and Redis secrets, and decrypt only through Secrets Manager', () => {
         const t = stackOf();
-        const roleId = resources(t, 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-external-secrets`)!.logicalId;
+        const roleId = resources(t, 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-secrets`)!.logicalId;
         const policies = resources(t, 'AWS::IAM::Policy').filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === roleId));
         assert.equal(policies.length, 1);
         const statements = asArray(asObject(policies[0]!.properties['PolicyDocument'], 'doc')['Statement']) as JsonObject[];
