@@ -243,6 +243,8 @@ interface RunResult {
   p99Ms: number;
   errors: number;
   rssMaxMb: number;
+  /** The server's user+system CPU time per request (wrk's connection setup included), in ms. */
+  cpuMsPerRequest: number;
 }
 
 let runCounter = 0;
@@ -251,6 +253,17 @@ function readRssMb(pid: number): number {
   try {
     const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${String(pid)}/status`, 'utf8'));
     return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** User + system CPU seconds of a process so far (clock ticks of 10 ms). */
+function readCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
   }
@@ -275,10 +288,12 @@ async function wrk(server: RunningServer, scenario: Scenario, seconds: number, r
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let rssMax = 0;
   const pid = server.child.pid ?? 0;
+  const cpuBefore = readCpuSeconds(pid);
   const sampler = setInterval(() => { rssMax = Math.max(rssMax, readRssMb(pid)); }, 250);
   const extra = during?.();
   const code = await exited;
   clearInterval(sampler);
+  const cpuSeconds = readCpuSeconds(pid) - cpuBefore;
   await extra;
   const line = out.split('\n').find((l) => l.startsWith('BENCHJSON '));
   if (code !== 0 || !line) throw new Error(`wrk failed (${String(code)}): ${out}`);
@@ -291,6 +306,7 @@ async function wrk(server: RunningServer, scenario: Scenario, seconds: number, r
     p99Ms: r.latency_us.p99 / 1000,
     errors: e.connect + e.read + e.write + e.status + e.timeout,
     rssMaxMb: rssMax,
+    cpuMsPerRequest: (cpuSeconds * 1000) / Math.max(1, r.requests),
   };
 }
 
@@ -317,7 +333,7 @@ type PerServer<T> = Partial<Record<ServerName, T>>;
 interface ScenarioReport {
   scenario: Scenario;
   label: string;
-  max: PerServer<{ rps: number; runs: RunResult[] }>;
+  max: PerServer<{ rps: number; cpuUsPerRequest: number; runs: RunResult[] }>;
   fixedRate: { rate: number; results: PerServer<{ p50Ms: number; p95Ms: number; p99Ms: number; achievedRps: number; runs: RunResult[] }> };
 }
 
@@ -361,11 +377,11 @@ async function main(): Promise<void> {
           const result = await wrk(server, scenario, opts.duration);
           (maxRuns[server.name] ??= []).push(result);
           rssMax[server.name] = Math.max(rssMax[server.name] ?? 0, result.rssMaxMb);
-          log(`  ${scenario} max  ${server.name.padEnd(8)} rep ${String(rep + 1)}: ${fmt(result.rps)} r/s  p99 ${fmt(result.p99Ms, 2)} ms${result.errors ? `  ERRORS ${String(result.errors)}` : ''}`);
+          log(`  ${scenario} max  ${server.name.padEnd(8)} rep ${String(rep + 1)}: ${fmt(result.rps)} r/s  p99 ${fmt(result.p99Ms, 2)} ms  cpu ${fmt(result.cpuMsPerRequest * 1000)} µs/req${result.errors ? `  ERRORS ${String(result.errors)}` : ''}`);
         }
       }
       for (const [name, runs] of Object.entries(maxRuns) as [ServerName, RunResult[]][]) {
-        report.max[name] = { rps: median(runs.map((r) => r.rps)), runs };
+        report.max[name] = { rps: median(runs.map((r) => r.rps)), cpuUsPerRequest: median(runs.map((r) => r.cpuMsPerRequest * 1000)), runs };
       }
       const rate = opts.rateFraction * (report.max.baseline?.rps ?? 0);
       report.fixedRate.rate = rate;
@@ -410,6 +426,10 @@ async function main(): Promise<void> {
     const n = r.max.naive?.rps;
     const s = r.max.service?.rps;
     maxRows.push([r.label, fmt(b), ...(has('naive') ? [fmt(n)] : []), ...(has('service') ? [fmt(s), fmt(ratio(s, b), 2), ...(has('naive') ? [fmt(ratio(s, n), 2)] : [])] : [])]);
+  }
+  const cpuRows: string[][] = [['scenario (at max throughput)', ...serverNames.map((n) => `${n} CPU µs/req`), ...(has('service') ? ['service ÷ baseline'] : [])]];
+  for (const r of reports) {
+    cpuRows.push([r.label, ...serverNames.map((n) => fmt(r.max[n]?.cpuUsPerRequest)), ...(has('service') ? [fmt(ratio(r.max.service?.cpuUsPerRequest, r.max.baseline?.cpuUsPerRequest), 2)] : [])]);
   }
   const latRows: string[][] = [['scenario @ 70 % of baseline max', 'rate r/s', ...serverNames.map((n) => `${n} p50 / p95 / p99 ms`), ...(has('service') ? ['service p99 ÷ baseline p99'] : [])]];
   for (const r of reports) {
@@ -464,6 +484,9 @@ async function main(): Promise<void> {
     '',
     'Maximum throughput',
     table(maxRows),
+    '',
+    'Server CPU time per request (user + system, from /proc/<pid>/stat; less sensitive to other load on the machine)',
+    table(cpuRows),
     '',
     'Latency at a fixed rate (70 % of the baseline maximum)',
     table(latRows),
