@@ -127,6 +127,13 @@ export interface SharedConfig {
   readonly existingGithubOidcProviderArn?: string;
   /** Images kept in the registry (see README: older production images must still be pullable). */
   readonly ecrMaxImageCount: number;
+  /**
+   * Regions the registry replicates users-service images to, so a cluster in
+   * the backup region can pull them when the primary region is down. The
+   * replication configuration is one per registry (account and region): if the
+   * account already has one, merge this rule into it and set this to [].
+   */
+  readonly ecrReplicationRegions: readonly string[];
 }
 
 const PLACEHOLDER_ACCOUNT = '111111111111';
@@ -137,6 +144,7 @@ export const sharedConfig: SharedConfig = {
   githubRepository: 'example-org/users-service',
   githubRefs: ['refs/heads/main'],
   ecrMaxImageCount: 200,
+  ecrReplicationRegions: ['us-west-2'],
 };
 
 export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> = {

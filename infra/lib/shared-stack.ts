@@ -64,6 +64,19 @@ export class SharedStack extends Stack {
       ],
     });
 
+    if (config.ecrReplicationRegions.length > 0) {
+      new ecr.CfnReplicationConfiguration(this, 'RegistryReplication', {
+        replicationConfiguration: {
+          rules: [
+            {
+              destinations: config.ecrReplicationRegions.map((region) => ({ region, registryId: this.account })),
+              repositoryFilters: [{ filter: contract.ecrRepositoryName, filterType: 'PREFIX_MATCH' }],
+            },
+          ],
+        },
+      });
+    }
+
     const providerArn =
       config.existingGithubOidcProviderArn ??
       new iam.OidcProviderNative(this, 'GithubOidcProvider', {

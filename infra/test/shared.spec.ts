@@ -43,6 +43,18 @@ describe('shared stack: ECR repository', () => {
   });
 });
 
+describe('shared stack: registry replication', () => {
+  it('replicates users-service images to the backup region, so a cluster there can pull them', () => {
+    const replication = asObject(single(shared(), 'AWS::ECR::ReplicationConfiguration').properties['ReplicationConfiguration'], 'replication');
+    assert.deepEqual(replication['Rules'], [
+      {
+        Destinations: [{ Region: 'us-west-2', RegistryId: sharedConfig.account }],
+        RepositoryFilters: [{ Filter: 'users-service', FilterType: 'PREFIX_MATCH' }],
+      },
+    ]);
+  });
+});
+
 describe('shared stack: CI role (GitHub OIDC)', () => {
   const ciRole = () => resources(shared(), 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === 'users-service-ci-ecr-push')!;
 
