@@ -63,7 +63,8 @@ describe('rate limiting over HTTP (Redis)', () => {
   });
 
   it('never limits probes, scrapes or the contract, even when the client has no budget left', async () => {
-    const app = await start();
+    // A token every 10 s: the spent budget cannot refill while the probes are checked, however slow the machine.
+    const app = await start({ policy: { rps: 0.1, burst: 10 } });
     await burst(`${app.baseUrl}/api/ping`, 11);
     expect((await get(`${app.baseUrl}/api/ping`)).status, 'budget spent').to.equal(429);
     for (const path of ['/health', '/ready', '/metrics', '/openapi.json', '/apidocs']) {
@@ -140,8 +141,9 @@ describe('rate limiting over HTTP (Redis)', () => {
     expect(admitted).to.be.at.most(10 + Math.floor(100 * spanMax) + 1);
     // Lower bound: a bucket that is offered more than it admits loses tokens only while no request
     // reaches it for longer than its depth (burst × interval = 100 ms), one token per 10 ms beyond
-    // that. Such stalls are counted from the observed gaps (at either end of the passage), and 2 %
-    // is left for the difference between those observations and Redis' own.
+    // that. Such stalls are counted from the observed gaps (at either end of the passage), and 5 %
+    // is left for the difference between those observations and Redis' own (Redis shares the
+    // machine's two cores with the test and the app, and its own stalls are invisible from here).
     const stallTokens = (times: number[]) => {
       const sorted = [...times].sort((a, b) => a - b);
       let lost = 0;
@@ -150,6 +152,6 @@ describe('rate limiting over HTTP (Redis)', () => {
     };
     const stalls = Math.max(stallTokens(starts), stallTokens(ends));
     console.log(`      tokens lost to observed stalls > 100 ms: ${stalls.toFixed(1)}`);
-    expect(admitted).to.be.at.least(Math.floor(10 + 0.98 * 100 * spanMin - stalls));
+    expect(admitted).to.be.at.least(Math.floor(10 + 0.95 * 100 * spanMin - stalls));
   });
 });
