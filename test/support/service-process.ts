@@ -59,6 +59,8 @@ export async function startServiceProcess(env: Record<string, string>, options: 
       if (entry.msg === 'listening') resolve(entry.port as number);
     });
     void exited.then((code) => { reject(new Error(`service exited with ${String(code)} before listening:\n${raw}`)); });
+    // The `listening` line is at level info: a LOG_LEVEL above that would leave us waiting here.
+    setTimeout(() => { reject(new Error(`no 'listening' log line within 20 s:\n${raw}`)); }, 20_000).unref();
   });
   return {
     child,
