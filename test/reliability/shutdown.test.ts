@@ -154,7 +154,8 @@ describe('shutdown under load', function () {
 
     // New connections are refused only after the drain delay; until then both kinds are served.
     expect(refused.length, 'the listener closes in the end').to.be.greaterThan(0);
-    expect(report.firstRefusedAfterMs).to.be.at.least(DRAIN_MS - 20);
+    // (start times are taken before the connect, so a loaded test process may stamp one a little early)
+    expect(report.firstRefusedAfterMs).to.be.at.least(DRAIN_MS - 100);
     expect(servedDuringDrain.filter((o) => o.connection === 'fresh' && o.start > sigterm + DRAIN_MS - 300).length).to.be.greaterThan(0);
     expect(servedDuringDrain.filter((o) => o.connection === 'keep-alive' && o.start > sigterm + DRAIN_MS - 300).length).to.be.greaterThan(0);
 
