@@ -1,3 +1,5 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
 /**
  * Typed configuration for every environment. All values that differ between
  * staging and production live here, so the stacks contain no `if (production)`
@@ -105,7 +107,8 @@ export interface EnvironmentConfig {
    * its AZ delays a rotation, it does not stop the service.
    */
   readonly natGateways: number;
-  readonly logRetentionDays: number;
+  /** CloudWatch Logs retention for flow logs and PostgreSQL logs. */
+  readonly logRetention: RetentionDays;
   readonly database: DatabaseConfig;
   readonly cache: CacheConfig;
   readonly backup: BackupConfig;
@@ -155,7 +158,7 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
     availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
     vpcCidr: '10.20.0.0/20',
     natGateways: 1,
-    logRetentionDays: 30,
+    logRetention: RetentionDays.ONE_MONTH,
     database: {
       instanceType: 't4g.micro',
       allocatedStorageGiB: 20,
@@ -186,7 +189,7 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
     availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
     vpcCidr: '10.30.0.0/20',
     natGateways: 1,
-    logRetentionDays: 90,
+    logRetention: RetentionDays.THREE_MONTHS,
     database: {
       instanceType: 't4g.medium',
       allocatedStorageGiB: 50,

@@ -115,7 +115,7 @@ export class EnvironmentStack extends Stack {
     });
     const flowLogGroup = new logs.LogGroup(this, 'FlowLogGroup', {
       logGroupName: `/users-service/${env}/vpc-flow-logs`,
-      retention: config.logRetentionDays,
+      retention: config.logRetention,
       encryptionKey: logsKey,
       removalPolicy: RemovalPolicy.DESTROY,
     });
@@ -183,7 +183,7 @@ export class EnvironmentStack extends Stack {
       (log) =>
         new logs.LogGroup(this, `DatabaseLogs-${log}`, {
           logGroupName: rdsLogGroupName(instanceIdentifier, log),
-          retention: config.logRetentionDays,
+          retention: config.logRetention,
           encryptionKey: logsKey,
           removalPolicy: RemovalPolicy.DESTROY,
         }),
@@ -223,7 +223,7 @@ export class EnvironmentStack extends Stack {
       autoMinorVersionUpgrade: true,
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
     });
-    rdsLogGroups.forEach((group) => this.database.node.addDependency(group));
+    rdsLogGroups.forEach((group) => { this.database.node.addDependency(group); });
     if (config.database.crossRegionPitrKmsKeyArn !== undefined) {
       // No L2 property yet; the L1 properties are the documented CloudFormation ones.
       const cfnDatabase = this.database.node.defaultChild as rds.CfnDBInstance;

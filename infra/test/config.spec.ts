@@ -29,38 +29,38 @@ describe('CIDR overlap', () => {
 describe('environment configuration', () => {
   for (const config of Object.values(environments)) {
     it(`${config.name}: is valid`, () => {
-      assert.doesNotThrow(() => validateEnvironmentConfig(config));
+      assert.doesNotThrow(() => { validateEnvironmentConfig(config); });
     });
   }
 
   it('rejects a data VPC that overlaps the cluster VPC (peering needs disjoint ranges)', () => {
-    assert.throws(() => validateEnvironmentConfig(withCluster({ vpcCidr: '10.30.0.0/16' })), /overlaps the cluster VPC/);
+    assert.throws(() => { validateEnvironmentConfig(withCluster({ vpcCidr: '10.30.0.0/16' })); }, /overlaps the cluster VPC/);
   });
 
   it('rejects a backup copy region equal to the primary region', () => {
     assert.throws(
-      () => validateEnvironmentConfig({ ...production, backup: { ...production.backup, copyRegion: production.region } }),
+      () => { validateEnvironmentConfig({ ...production, backup: { ...production.backup, copyRegion: production.region } }); },
       /copyRegion must differ/,
     );
   });
 
   it('rejects an OIDC issuer written with https:// (IAM condition keys use the bare issuer)', () => {
     assert.throws(
-      () => validateEnvironmentConfig(withCluster({ oidcIssuer: `https://${production.cluster.oidcIssuer}` })),
+      () => { validateEnvironmentConfig(withCluster({ oidcIssuer: `https://${production.cluster.oidcIssuer}` })); },
       /must omit https/,
     );
   });
 
   it('rejects an OIDC provider ARN of another issuer', () => {
     assert.throws(
-      () => validateEnvironmentConfig(withCluster({ oidcProviderArn: environments.staging.cluster.oidcProviderArn })),
+      () => { validateEnvironmentConfig(withCluster({ oidcProviderArn: environments.staging.cluster.oidcProviderArn })); },
       /does not belong/,
     );
   });
 
   it('rejects disabling automated backups (it would also disable point-in-time recovery)', () => {
     assert.throws(
-      () => validateEnvironmentConfig({ ...production, database: { ...production.database, backupRetentionDays: 0 } }),
+      () => { validateEnvironmentConfig({ ...production, database: { ...production.database, backupRetentionDays: 0 } }); },
       /backupRetentionDays/,
     );
   });
@@ -73,14 +73,14 @@ describe('environment configuration', () => {
     ['database.crossRegionPitrKmsKeyArn', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, crossRegionPitrKmsKeyArn: undefined } })],
   ] as const) {
     it(`rejects a production configuration that turns off ${field}`, () => {
-      assert.throws(() => validateEnvironmentConfig(weaken(production)), /production requires/);
+      assert.throws(() => { validateEnvironmentConfig(weaken(production)); }, /production requires/);
     });
   }
 
   it('rejects a cross-region PITR key outside the copy region', () => {
     const key = `arn:aws:kms:${production.region}:${production.account}:key/00000000-0000-4000-8000-000000000000`;
     assert.throws(
-      () => validateEnvironmentConfig({ ...production, database: { ...production.database, crossRegionPitrKmsKeyArn: key } }),
+      () => { validateEnvironmentConfig({ ...production, database: { ...production.database, crossRegionPitrKmsKeyArn: key } }); },
       /crossRegionPitrKmsKeyArn must be a key ARN in us-west-2/,
     );
   });

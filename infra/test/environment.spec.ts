@@ -13,7 +13,7 @@ import {
   resources,
   single,
   synthesized,
-  type Json,
+  text,
   type JsonObject,
 } from './support.js';
 
@@ -387,12 +387,12 @@ for (const name of ENVIRONMENTS) {
         'RedisPort',
       ];
       it(`exports what the chart needs: ${expected.join(', ')}`, () => {
-        const outputs = asObject(stackOf()['Outputs'] as Json, 'Outputs');
+        const outputs = asObject(stackOf()['Outputs'], 'Outputs');
         for (const key of expected) assert.ok(key in outputs, key);
       });
 
       it('names the secrets as the contract does', () => {
-        const outputs = asObject(stackOf()['Outputs'] as Json, 'Outputs');
+        const outputs = asObject(stackOf()['Outputs'], 'Outputs');
         assert.equal(asObject(outputs['DatabaseSecretName'], 'o')['Value'], `users-service/${name}/database`);
         assert.equal(asObject(outputs['RedisSecretName'], 'o')['Value'], `users-service/${name}/redis`);
       });
@@ -448,7 +448,7 @@ describe('production protections (stated literally, not read from the config)', 
   it('replicates automated backups to the second region, so point-in-time recovery survives a region loss', () => {
     const db = single(t(), 'AWS::RDS::DBInstance').properties;
     assert.equal(db['AutomaticBackupReplicationRegion'], environments.production.backup.copyRegion);
-    assert.match(String(db['AutomaticBackupReplicationKmsKeyId']), /^arn:aws:kms:us-west-2:\d{12}:key\//);
+    assert.match(text(db['AutomaticBackupReplicationKmsKeyId']), /^arn:aws:kms:us-west-2:\d{12}:key\//);
     assert.equal(db['AutomaticBackupReplicationRetentionPeriod'], 7);
   });
 

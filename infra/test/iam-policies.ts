@@ -16,7 +16,7 @@ export function policyStatements(template: JsonObject): FoundStatement[] {
   const found: FoundStatement[] = [];
   const visit = (value: Json, logicalId: string, resourceType: string): void => {
     if (Array.isArray(value)) {
-      value.forEach((v) => visit(v, logicalId, resourceType));
+      value.forEach((v) => { visit(v, logicalId, resourceType); });
       return;
     }
     if (!isObject(value)) return;
@@ -25,7 +25,7 @@ export function policyStatements(template: JsonObject): FoundStatement[] {
       for (const s of asArray(statements)) if (isObject(s)) found.push({ logicalId, resourceType, statement: s });
       return;
     }
-    Object.values(value).forEach((v) => visit(v, logicalId, resourceType));
+    Object.values(value).forEach((v) => { visit(v, logicalId, resourceType); });
   };
   for (const r of resources(template)) visit(r.properties, r.logicalId, r.type);
   return found;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { contract, sharedConfig } from '../lib/config.js';
 import { ECR_PUSH_ACTIONS } from '../lib/shared-stack.js';
-import { asArray, asObject, referencedId, referencedType, resources, single, synthesized, type JsonObject } from './support.js';
+import { asArray, asObject, referencedId, referencedType, resources, single, synthesized, text, type JsonObject } from './support.js';
 
 const shared = (): JsonObject => synthesized().json(synthesized().built.shared);
 
@@ -28,7 +28,7 @@ describe('shared stack: ECR repository', () => {
 
   it('expires untagged images after 7 days and keeps a bounded number of images', () => {
     const policy = asObject(single(shared(), 'AWS::ECR::Repository').properties['LifecyclePolicy'], 'lifecycle');
-    const rules = JSON.parse(String(policy['LifecyclePolicyText'])) as { rules: { selection: Record<string, unknown> }[] };
+    const rules = JSON.parse(text(policy['LifecyclePolicyText'])) as { rules: { selection: Record<string, unknown> }[] };
     assert.deepEqual(
       rules.rules.map((r) => r.selection),
       [

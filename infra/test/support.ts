@@ -61,7 +61,7 @@ export function resources(template: JsonObject, type?: string): Resource[] {
       const r = asObject(raw, logicalId);
       return {
         logicalId,
-        type: String(r['Type']),
+        type: text(r['Type']),
         properties: isObject(r['Properties']) ? r['Properties'] : {},
         raw: r,
       };
@@ -90,5 +90,10 @@ export function referencedType(template: JsonObject, value: Json | undefined): s
   const id = referencedId(value);
   if (id === undefined) return undefined;
   const target = asObject(template['Resources'], 'Resources')[id];
-  return isObject(target) ? String(target['Type']) : undefined;
+  return isObject(target) ? text(target['Type']) : undefined;
+}
+
+/** A JSON value as text: strings as they are, anything else serialised (never "[object Object]"). */
+export function text(value: Json | undefined): string {
+  return typeof value === 'string' ? value : JSON.stringify(value ?? null);
 }
