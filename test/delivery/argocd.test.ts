@@ -9,7 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { chartDir, describe as name, renderChart, validateObject } from '../chart/render.js';
 import type { K8sObject } from '../chart/render.js';
-import { WEEK_MINUTES, asArr, asObj, asObjArr, coveredMinutes, gk, groupOf, readManifests, readYaml, repoPath, repoRoot } from './support.js';
+import { WEEK_MINUTES, str, asArr, asObj, asObjArr, coveredMinutes, gk, groupOf, readManifests, readYaml, repoPath, repoRoot } from './support.js';
 
 const ENVS = ['staging', 'production'] as const;
 type Env = (typeof ENVS)[number];
@@ -168,11 +168,11 @@ describe('Argo CD (argocd/)', function () {
         expect(target, 'the HPA target is rendered').to.not.equal(undefined);
         expect(asObj(target!.spec)).to.not.have.property('replicas');
         const ignored = asObjArr(spec(app(env)).ignoreDifferences);
-        const rule = ignored.find((d) => d.kind === ref.kind && (d.group ?? '') === groupOf(String(ref.apiVersion)));
+        const rule = ignored.find((d) => d.kind === ref.kind && str(d.group) === groupOf(String(ref.apiVersion)));
         expect(rule, `ignoreDifferences for ${String(ref.kind)}`).to.not.equal(undefined);
         expect(asArr(rule!.jsonPointers)).to.include('/spec/replicas');
         // Both workload kinds are covered, so switching rollout.enabled never makes the HPA and Argo CD fight.
-        expect(ignored.map((d) => gk(String(d.group ?? ''), String(d.kind))).sort()).to.deep.equal(['apps/Deployment', 'argoproj.io/Rollout']);
+        expect(ignored.map((d) => gk(str(d.group), str(d.kind))).sort()).to.deep.equal(['apps/Deployment', 'argoproj.io/Rollout']);
       });
     });
   }

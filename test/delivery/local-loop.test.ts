@@ -16,7 +16,7 @@ import { parseAllDocuments } from 'yaml';
 import { k8sTool } from '../../scripts/k8s-tools.js';
 import { describe as name, parseManifests, renderChart, validateObject } from '../chart/render.js';
 import type { K8sObject } from '../chart/render.js';
-import { asArr, asObj, asObjArr, kubeconfigFor, readManifests, readText, readYaml, repoPath, startStubApiServer } from './support.js';
+import { asArr, asObj, asObjArr, str, kubeconfigFor, readManifests, readText, readYaml, repoPath, startStubApiServer } from './support.js';
 import type { Obj } from './support.js';
 
 const run = promisify(execFile);
@@ -117,7 +117,7 @@ describe('local loop (skaffold.yaml, k8s/)', function () {
       const artifacts = asObjArr(build.artifacts);
       expect(artifacts.map((a) => a.image)).to.deep.equal(['users-service']);
       const dockerfile = String(asObj(artifacts[0]!.docker).dockerfile);
-      expect(existsSync(repoPath(String(artifacts[0]!.context ?? '.'), dockerfile))).to.equal(true);
+      expect(existsSync(repoPath(str(artifacts[0]!.context, '.'), dockerfile))).to.equal(true);
       for (const d of skaffoldDocs) expect(asObj(d.deploy).kubeContext).to.equal('kind-users-service');
       expect(readYaml('k8s/kind-config.yaml')).to.have.property('name', 'users-service');
     });

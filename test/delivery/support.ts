@@ -13,6 +13,8 @@ export type Obj = Record<string, unknown>;
 export const asObj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
 export const asArr = (v: unknown): unknown[] => (Array.isArray(v) ? (v as unknown[]) : []);
 export const asObjArr = (v: unknown): Obj[] => asArr(v).map(asObj);
+/** A string (or number) field as a string; anything else becomes `fallback`. */
+export const str = (v: unknown, fallback = ''): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : fallback);
 
 export const repoPath = (...parts: string[]): string => path.join(repoRoot, ...parts);
 export const readText = (rel: string): string => readFileSync(repoPath(rel), 'utf8');
@@ -137,7 +139,13 @@ export async function startStubApiServer(resources: StubResource[]): Promise<Stu
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => {
+          if (err) reject(err);
+          else resolve();
+        });
+      }),
   };
 }
 
