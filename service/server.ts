@@ -1,8 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { problems, sendProblem } from './middleware/problem.js';
 
 /** Per connection: requests it has carried, and whether one is being served right now. */
 interface ConnectionState {
@@ -33,6 +34,53 @@ function trackConnections(server: Server): void {
   });
 }
 
+/**
+ * Headers of every response, as service/middleware/security.ts has helmet set them; repeated here
+ * for the few responses Node writes before a request reaches Koa.
+ */
+const RAW_SECURITY_HEADERS = [
+  "Content-Security-Policy: default-src 'none';frame-ancestors 'none'",
+  'Cross-Origin-Opener-Policy: same-origin',
+  'Cross-Origin-Resource-Policy: same-origin',
+  'Referrer-Policy: no-referrer',
+  'X-Content-Type-Options: nosniff',
+  'X-Frame-Options: SAMEORIGIN',
+];
+
+/** Which HTTP status a request that never became a request (parser error, timeout) gets. */
+function clientErrorStatus(code: string | undefined): number {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  return 400;
+}
+
+/**
+ * Malformed requests, headers over Node's 16 KiB and timeouts are answered by Node itself, before
+ * Koa sees anything, with a bare status line. Answer them as the API answers every other error:
+ * problem+json with the security headers, then close the connection.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // Nothing to answer on a dead socket, or once a response has started on this one.
+  if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const status = clientErrorStatus(err.code);
+  const problem = { status, type: '', body: undefined as unknown, path: '' };
+  sendProblem(problem, problems.generic(status, STATUS_CODES[status] ?? 'Bad Request'));
+  const body = JSON.stringify(problem.body);
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    `Content-Type: ${problem.type}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    ...RAW_SECURITY_HEADERS,
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+  // A client that does not read must not keep the socket open either.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 /** Starts listening; resolves with the server once the port is bound. */
 export async function listen(app: Koa, config: Pick<Config, 'port' | 'http'>): Promise<Server> {
   const handle = app.callback();
@@ -47,6 +95,7 @@ export async function listen(app: Koa, config: Pick<Config, 'port' | 'http'>): P
   server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = requestTimeoutMs;
   trackConnections(server);
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, () => {

@@ -1,0 +1,201 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { expect } from 'chai';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
+import { errorCode, postUser, problemErrors, send, sleep, type Reply } from './support.js';
+
+const HEADERS_TIMEOUT_MS = 2000;
+const REQUEST_TIMEOUT_MS = 3000;
+
+interface Trickle {
+  socket: Socket;
+  opened: number;
+  closedAt?: number;
+  received: string;
+}
+
+/** Opens a socket, sends `head`, then one more `drip` every `everyMs` until the server hangs up. */
+async function trickle(port: number, head: string, drip: string, everyMs: number): Promise<Trickle> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const t: Trickle = { socket, opened: performance.now(), received: '' };
+  socket.on('data', (chunk: Buffer) => (t.received += chunk.toString('latin1')));
+  socket.on('error', () => undefined);
+  const timer = setInterval(() => { if (!socket.destroyed) socket.write(drip); }, everyMs);
+  socket.once('close', () => {
+    clearInterval(timer);
+    t.closedAt = performance.now();
+  });
+  socket.write(head);
+  return t;
+}
+
+/** A well-behaved client asking every 200 ms while `busy` runs; returns every reply it got. */
+async function whileBusy(port: number, busy: Promise<unknown>): Promise<(Reply | string)[]> {
+  let done = false;
+  void busy.finally(() => (done = true));
+  const replies: (Reply | string)[] = [];
+  while (!done) {
+    replies.push(await send(port, { path: '/api/users?limit=1', timeoutMs: 5000 }).catch(errorCode));
+    await sleep(200);
+  }
+  return replies;
+}
+
+/** Raw HTTP response parts (status line, headers, body) from what a socket received. */
+function parseRaw(raw: string): Reply {
+  const [head = '', body = ''] = raw.split('\r\n\r\n', 2);
+  const [statusLine = '', ...headerLines] = head.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const i = line.indexOf(':');
+    headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, text: body, ms: 0 };
+}
+
+describe('slow and hostile clients', function () {
+  let db: TestDatabase;
+  let service: ServiceProcess;
+  before(async () => {
+    db = await createTestDatabase();
+    service = await startServiceProcess({
+      DATABASE_URL: db.url,
+      HTTP_HEADERS_TIMEOUT: `${HEADERS_TIMEOUT_MS}ms`,
+      HTTP_REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`,
+      RATE_LIMIT_RPS: '1000000',
+      RATE_LIMIT_BURST: '1000000',
+    });
+    expect((await postUser(service.port, { name: 'Ada', email: 'ada@example.com' })).status).to.equal(201);
+  });
+  after(async () => {
+    await service.stop('SIGKILL');
+    await db.drop();
+  });
+
+  const cutOff = async (clients: Trickle[], limitMs: number) => {
+    const deadline = performance.now() + limitMs + 5000;
+    while (clients.some((c) => c.closedAt === undefined) && performance.now() < deadline) await sleep(50);
+    return clients.map((c) => (c.closedAt === undefined ? Infinity : c.closedAt - c.opened));
+  };
+
+  it('cuts off slowloris clients at HTTP_HEADERS_TIMEOUT, with a 408 problem, while others are served', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => trickle(service.port, `GET /api/users HTTP/1.1\r\nHost: x\r\nX-Slow-${i}: 1\r\n`, 'X-More: 1\r\n', 250)),
+    );
+    const lifetimes = cutOff(clients, HEADERS_TIMEOUT_MS);
+    const replies = await whileBusy(service.port, lifetimes);
+    const times = await lifetimes;
+    console.log(`      slowloris: 50 clients cut after ${Math.round(Math.min(...times))}-${Math.round(Math.max(...times))} ms; ${replies.length} normal requests meanwhile, slowest ${Math.round(Math.max(...replies.map((r) => (typeof r === 'string' ? Infinity : r.ms))))} ms`);
+    expect(Math.max(...times), 'cut off near the headers timeout').to.be.below(HEADERS_TIMEOUT_MS + 1500);
+    expect(Math.min(...times), 'not before it').to.be.at.least(HEADERS_TIMEOUT_MS - 100);
+    expect(replies.filter((r) => typeof r === 'string' || r.status !== 200 || r.ms > 1000)).to.deep.equal([]);
+    expect(replies.length).to.be.at.least(5);
+    const answered = clients.filter((c) => c.received !== '').map((c) => parseRaw(c.received));
+    expect(answered.map((r) => r.status)).to.satisfy((s: number[]) => s.every((x) => x === 408));
+    expect(answered.flatMap(problemErrors)).to.deep.equal([]);
+  });
+
+  it('cuts off slow bodies at HTTP_REQUEST_TIMEOUT while others are served', async () => {
+    const head = 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{"name":"';
+    const clients = await Promise.all(Array.from({ length: 30 }, () => trickle(service.port, head, 'a', 250)));
+    const lifetimes = cutOff(clients, REQUEST_TIMEOUT_MS);
+    const replies = await whileBusy(service.port, lifetimes);
+    const times = await lifetimes;
+    console.log(`      slow bodies: 30 clients cut after ${Math.round(Math.min(...times))}-${Math.round(Math.max(...times))} ms; ${replies.length} normal requests meanwhile`);
+    expect(Math.max(...times)).to.be.below(REQUEST_TIMEOUT_MS + 1500);
+    expect(Math.min(...times)).to.be.at.least(REQUEST_TIMEOUT_MS - 100);
+    expect(replies.filter((r) => typeof r === 'string' || r.status !== 200 || r.ms > 1000)).to.deep.equal([]);
+    expect(await db.knex('users').count({ n: '*' }).first()).to.deep.equal({ n: '1' });
+  });
+
+  it('refuses a 100 MB body by its Content-Length at once, without reading it', async () => {
+    const socket = connect(service.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    const start = performance.now();
+    socket.write(`POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{"name":"${'a'.repeat(1000)}`);
+    while (!received.includes('\r\n\r\n') && performance.now() - start < 3000) await sleep(10);
+    const ms = performance.now() - start;
+    socket.destroy();
+    const reply = parseRaw(received);
+    console.log(`      Content-Length 100 MB: ${reply.status} after ${Math.round(ms)} ms, 1 KB sent`);
+    expect(reply.status).to.equal(413);
+    expect(ms).to.be.below(1000);
+  });
+
+  it('stops reading a chunked body at the limit with 413', async () => {
+    const socket = connect(service.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.write('POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = `{"name":"${'a'.repeat(8183)}`;
+    let sent = 0;
+    const start = performance.now();
+    // Up to 10 MB in 8 KB chunks, stopping as soon as the server answers.
+    while (!received.includes('\r\n\r\n') && sent < 10 * 1024 * 1024 && !socket.destroyed && performance.now() - start < 5000) {
+      socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+      sent += chunk.length;
+      await sleep(5);
+    }
+    socket.destroy();
+    const reply = parseRaw(received);
+    console.log(`      chunked body: ${reply.status} after ${Math.round(sent / 1024)} KB sent`);
+    expect(reply.status).to.equal(413);
+    expect(sent, 'refused near the 16 KiB limit, not after buffering').to.be.below(256 * 1024);
+  });
+
+  it('survives a flood of 3000 idle and half-open connections and keeps serving', async () => {
+    const sockets: Socket[] = [];
+    const answered = new Set<Socket>();
+    let failedToOpen = 0;
+    for (let batch = 0; batch < 30; batch++) {
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, i) => {
+          const socket = connect(service.port, '127.0.0.1');
+          socket.on('error', () => undefined);
+          try {
+            await once(socket, 'connect');
+          } catch {
+            failedToOpen++;
+            return;
+          }
+          // Read (and drop) whatever arrives: a paused socket would never notice the server closing it.
+          socket.resume();
+          // A third send nothing, a third half a request line, a third a whole request, then stay.
+          if (i % 3 === 1) socket.write('GET /api/us');
+          if (i % 3 === 2) {
+            socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+            answered.add(socket);
+          }
+          sockets.push(socket);
+        }),
+      );
+    }
+    const during = await send(service.port, { path: '/api/users?limit=1', timeoutMs: 5000 });
+    const health = await send(service.port, { path: '/health', timeoutMs: 5000 });
+    const floodEnd = performance.now();
+    const isOpen = (s: Socket) => !s.destroyed && s.readyState === 'open';
+    // Silent and stalled connections are closed by the server; answered keep-alive ones stay (HTTP_KEEPALIVE_TIMEOUT).
+    const stalled = () => sockets.filter((s) => !answered.has(s) && isOpen(s)).length;
+    while (stalled() > 0 && performance.now() - floodEnd < HEADERS_TIMEOUT_MS + 5000) await sleep(100);
+    const stalledClosedAfterMs = Math.round(performance.now() - floodEnd);
+    const open = sockets.filter(isOpen).length;
+    const stalledOpen = stalled();
+    for (const socket of sockets) socket.destroy();
+    await sleep(200);
+    const afterwards = await send(service.port, { path: '/api/users?limit=1' });
+    console.log(`      flood: ${sockets.length} sockets opened (${failedToOpen} failed), API ${during.status} in ${Math.round(during.ms)} ms meanwhile; silent and stalled ones all closed ${stalledClosedAfterMs} ms after the flood (${stalledOpen} left), ${open} answered keep-alive ones open`);
+    expect(service.child.exitCode).to.equal(null);
+    expect(stalledOpen, 'silent and stalled connections closed after the headers timeout').to.equal(0);
+    expect(stalledClosedAfterMs).to.be.below(HEADERS_TIMEOUT_MS + 3000);
+    expect(during.status).to.equal(200);
+    expect(health.status).to.equal(200);
+    expect(afterwards.status).to.equal(200);
+  });
+});
