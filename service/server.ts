@@ -3,7 +3,7 @@ import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { problems, sendProblem } from './middleware/problem.js';
+import { Problem, problems, sendProblem } from './middleware/problem.js';
 
 /** Per connection: requests it has carried, and whether one is being served right now. */
 interface ConnectionState {
@@ -18,7 +18,7 @@ const connections = new WeakMap<Server, Map<Socket, ConnectionState>>();
  * one that was accepted a moment ago and whose first request is still on the wire (closing it
  * would reset a request the client already sent).
  */
-function trackConnections(server: Server): void {
+function trackConnections(server: Server): Map<Socket, ConnectionState> {
   const states = new Map<Socket, ConnectionState>();
   connections.set(server, states);
   server.on('connection', (socket: Socket) => {
@@ -32,6 +32,7 @@ function trackConnections(server: Server): void {
     state.active += 1;
     res.once('close', () => { state.active -= 1; });
   });
+  return states;
 }
 
 /**
@@ -59,26 +60,40 @@ function clientErrorStatus(code: string | undefined): number {
  * Koa sees anything, with a bare status line. Answer them as the API answers every other error:
  * problem+json with the security headers, then close the connection.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  // Nothing to answer on a dead socket, or once a response has started on this one.
-  if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
+const answeredClientErrors = new WeakSet<Socket>();
+
+/** How long a connection answered with a client error may keep sending before it is destroyed. */
+const CLIENT_ERROR_LINGER_MS = 1000;
+
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, state: ConnectionState | undefined): void {
+  // Already answered: the parser reports each further chunk again; the linger timer ends it.
+  if (answeredClientErrors.has(socket)) return;
+  // Nothing to answer on a dead socket, or while a response to an earlier request on this
+  // connection is under way (a keep-alive connection that finished its responses is fine).
+  if (err.code === 'ECONNRESET' || !socket.writable || (state?.active ?? 0) > 0) {
     socket.destroy();
     return;
   }
+  answeredClientErrors.add(socket);
   const status = clientErrorStatus(err.code);
+  const title = STATUS_CODES[status] ?? 'Bad Request';
   const problem = { status, type: '', body: undefined as unknown, path: '' };
-  sendProblem(problem, problems.generic(status, STATUS_CODES[status] ?? 'Bad Request'));
+  // A 400 says what was wrong in `errors`, as every other 400 of the API does.
+  const errors = [{ field: '(request)', message: 'is not a valid HTTP/1.1 request' }];
+  sendProblem(problem, status === 400 ? new Problem(400, 'http-400', title, `${title}.`, { errors }) : problems.generic(status, title));
   const body = JSON.stringify(problem.body);
   const head = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    `HTTP/1.1 ${status} ${title}`,
     `Content-Type: ${problem.type}`,
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close',
     ...RAW_SECURITY_HEADERS,
   ];
-  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
-  // A client that does not read must not keep the socket open either.
-  setTimeout(() => socket.destroy(), 1000).unref();
+  // Lingering close: send the answer and a FIN, but keep reading what the client is still sending
+  // (a body, the rest of its headers). Destroying at once would leave unread bytes, and the kernel
+  // answers those with a reset that discards our response before the client reads it.
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
 }
 
 /** Starts listening; resolves with the server once the port is bound. */
@@ -94,8 +109,11 @@ export async function listen(app: Koa, config: Pick<Config, 'port' | 'http'>): P
   server.keepAliveTimeout = config.http.keepAliveTimeoutMs;
   server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = requestTimeoutMs;
-  trackConnections(server);
-  server.on('clientError', answerClientError);
+  const states = trackConnections(server);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => { answerClientError(err, socket, states.get(socket)); });
+  // Node answers an Expect other than 100-continue with a bare 417 of its own; RFC 9110 lets a
+  // server ignore it instead, so the request takes the normal path (problem+json, headers, metrics).
+  server.on('checkExpectation', (req, res) => { void handle(req, res); });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, () => {

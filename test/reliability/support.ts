@@ -31,7 +31,8 @@ export function send(port: number, options: SendOptions = {}): Promise<Reply> {
         port,
         method: options.method ?? 'GET',
         path: options.path ?? '/',
-        headers: options.headers,
+        // Node's client sends a GET body unframed (no Content-Length, no chunking): frame it, always.
+        headers: options.body === undefined ? options.headers : { 'content-length': Buffer.byteLength(options.body), ...options.headers },
         agent: options.agent ?? false,
         timeout: options.timeoutMs ?? 10_000,
       },
