@@ -40,13 +40,17 @@ const { values: args } = parseArgs({
     'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'keep-db': { type: 'boolean', default: false },
+    /** Another build of the service to measure (e.g. an older commit's dist/), for before/after tables. */
+    'service-entry': { type: 'string', default: 'dist/service/main.js' },
+    out: { type: 'string', default: 'latest.json' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(`usage: npm run bench -- [--duration s] [--warmup s] [--repetitions n] [--connections n] [--threads n]
   [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,health] [--servers baseline,naive,service]
-  [--rows 10000] [--admin-url postgres://…] [--redis-url redis://…] [--keep-db]\n`);
+  [--rows 10000] [--admin-url postgres://…] [--redis-url redis://…] [--keep-db]
+  [--service-entry dist/service/main.js] [--out latest.json]\n`);
   process.exit(0);
 }
 
@@ -162,7 +166,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       LOG_LEVEL: 'info',
       DB_POOL_MAX: '25',
     });
-    argv = [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/service/main.js'];
+    argv = [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), args['service-entry']];
   } else {
     argv = ['--import', 'tsx', `bench/${name}/server.ts`];
   }
@@ -349,8 +353,8 @@ function table(rows: string[][]): string {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  const build = spawnSync('node', ['-e', 'process.exit(require("node:fs").existsSync("dist/service/main.js") ? 0 : 1)'], { cwd: ROOT });
-  if (build.status !== 0) throw new Error('dist/service/main.js is missing: run `npm run build` (npm run bench does)');
+  const build = spawnSync('node', ['-e', `process.exit(require("node:fs").existsSync(${JSON.stringify(args['service-entry'])}) ? 0 : 1)`], { cwd: ROOT });
+  if (build.status !== 0) throw new Error(`${args['service-entry']} is missing: run \`npm run build\` (npm run bench does)`);
   const started = new Date();
   const loadAverageAtStart = loadavg();
   if ((loadAverageAtStart[0] ?? 0) > cpus().length * 0.5) log(`bench: warning: load average ${fmt(loadAverageAtStart[0], 2)} on ${String(cpus().length)} CPUs; other work will skew the numbers`);
@@ -431,14 +435,14 @@ async function main(): Promise<void> {
   for (const r of reports) {
     cpuRows.push([r.label, ...serverNames.map((n) => fmt(r.max[n]?.cpuUsPerRequest)), ...(has('service') ? [fmt(ratio(r.max.service?.cpuUsPerRequest, r.max.baseline?.cpuUsPerRequest), 2)] : [])]);
   }
-  const latRows: string[][] = [['scenario @ 70 % of baseline max', 'rate r/s', ...serverNames.map((n) => `${n} p50 / p95 / p99 ms`), ...(has('service') ? ['service p99 ÷ baseline p99'] : [])]];
+  const latRows: string[][] = [['scenario @ 70 % of baseline max', 'rate r/s', ...serverNames.map((n) => `${n} p50 / p95 / p99 ms`), ...(has('service') ? ['service achieved r/s', 'service p99 ÷ baseline p99'] : [])]];
   for (const r of reports) {
     const res = r.fixedRate.results;
     latRows.push([
       r.label,
       fmt(r.fixedRate.rate),
       ...serverNames.map((n) => { const x = res[n]; return x ? `${fmt(x.p50Ms, 2)} / ${fmt(x.p95Ms, 2)} / ${fmt(x.p99Ms, 2)}` : '—'; }),
-      ...(has('service') ? [fmt(ratio(res.service?.p99Ms, res.baseline?.p99Ms), 2)] : []),
+      ...(has('service') ? [fmt(res.service?.achievedRps), fmt(ratio(res.service?.p99Ms, res.baseline?.p99Ms), 2)] : []),
     ]);
   }
   const memRows = [['server', 'max RSS under load (MB)'], ...serverNames.map((n) => [n, fmt(rssMax[n], 0)])];
@@ -500,9 +504,10 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`\n${text}\n`);
   mkdirSync(RESULTS, { recursive: true });
-  const json = { machine, options: opts, scenarios: reports, rssMaxMb: rssMax, scrapeMs: scrape, goals, table: text };
-  writeFileSync(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
-  log(`bench: wrote ${RESULTS}latest.json`);
+  const json = { machine, options: opts, serviceEntry: args['service-entry'], scenarios: reports, rssMaxMb: rssMax, scrapeMs: scrape, goals, table: text };
+  const out = `${RESULTS}${args.out}`;
+  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  log(`bench: wrote ${out}`);
 }
 
 await main();
