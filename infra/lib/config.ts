@@ -144,7 +144,7 @@ const PLACEHOLDER_ACCOUNT = '111111111111';
 export const sharedConfig: SharedConfig = {
   account: PLACEHOLDER_ACCOUNT,
   region: 'us-east-1',
-  githubRepository: 'example-org/users-service',
+  githubRepository: 'example/users-service',
   githubRefs: ['refs/heads/main'],
   ecrMaxImageCount: 200,
   ecrReplicationRegions: ['us-west-2'],
