@@ -25,6 +25,8 @@ export interface StartOptions {
   entry?: 'built' | 'source';
   /** Lowers RLIMIT_NOFILE for the child (ulimit -n), to exhaust file descriptors on purpose. */
   maxOpenFiles?: number;
+  /** false: keep no log lines or output after `listening` (long runs, like the soak). */
+  retainLogs?: boolean;
 }
 
 /**
@@ -47,7 +49,9 @@ export async function startServiceProcess(env: Record<string, string>, options: 
   child.stderr.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   const port = await new Promise<number>((resolve, reject) => {
+    let listening = false;
     createInterface({ input: child.stdout }).on('line', (line) => {
+      if (listening && options.retainLogs === false) return;
       raw += `${line}\n`;
       let entry: Record<string, unknown>;
       try {
@@ -56,7 +60,10 @@ export async function startServiceProcess(env: Record<string, string>, options: 
         return;
       }
       lines.push(entry);
-      if (entry.msg === 'listening') resolve(entry.port as number);
+      if (entry.msg === 'listening') {
+        listening = true;
+        resolve(entry.port as number);
+      }
     });
     void exited.then((code) => { reject(new Error(`service exited with ${String(code)} before listening:\n${raw}`)); });
     // The `listening` line is at level info: a LOG_LEVEL above that would leave us waiting here.
