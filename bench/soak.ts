@@ -58,7 +58,7 @@ interface Sample {
 }
 
 /** Least-squares slope of y over t, per minute. */
-function slopePerMinute(samples: Sample[], y: (s: Sample) => number): number {
+function slopePerMinute<T extends { t: number }>(samples: T[], y: (s: T) => number): number {
   const n = samples.length;
   if (n < 2) return 0;
   const mt = samples.reduce((a, s) => a + s.t, 0) / n;
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     const blocks = Array.from({ length: Math.floor(loaded.length / 3) }, (_, i) => loaded.slice(i * 3, i * 3 + 3));
     const third = Math.max(2, Math.floor(blocks.length / 3));
     const verdict = (name: string, y: (s: Sample) => number) => {
-      const floor = blocks.map((block) => ({ ...(block.at(-1) as Sample), floor: Math.min(...block.map(y)) }));
+      const floor = blocks.map((block) => ({ t: (block.at(-1) as Sample).t, floor: Math.min(...block.map(y)) }));
       const early = slopePerMinute(floor.slice(0, third), (s) => s.floor);
       const late = slopePerMinute(floor.slice(-third), (s) => s.floor);
       // Flat: the last third's floor grows by under 1 MB/min, or at most half as fast as the first third's.

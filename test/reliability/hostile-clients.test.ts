@@ -33,10 +33,10 @@ async function trickle(port: number, head: string, drip: string, everyMs: number
 
 /** A well-behaved client asking every 200 ms while `busy` runs; returns every reply it got. */
 async function whileBusy(port: number, busy: Promise<unknown>): Promise<(Reply | string)[]> {
-  let done = false;
-  void busy.finally(() => (done = true));
+  const state = { done: false };
+  void busy.finally(() => (state.done = true));
   const replies: (Reply | string)[] = [];
-  while (!done) {
+  while (!state.done) {
     replies.push(await send(port, { path: '/api/users?limit=1', timeoutMs: 5000 }).catch(errorCode));
     await sleep(200);
   }

@@ -84,7 +84,7 @@ describe('shutdown under load', function () {
     const readiness = async () => {
       while (!stopped && performance.now() < hardStop) {
         const t = performance.now();
-        const result = await send(port, { path: '/ready' }).then(
+        const result: { t: number; status?: number; error?: string } = await send(port, { path: '/ready' }).then(
           (r) => ({ t, status: r.status }),
           (err: unknown) => ({ t, error: errorCode(err) }),
         );
