@@ -2,15 +2,10 @@
  * Process entry: configuration → dependencies → HTTP server → signals.
  * Everything is built here and passed down; nothing below reads the environment.
  */
-import { Registry } from 'prom-client';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase } from './db/database.js';
-import { migrateLatest } from './db/migrator.js';
+import { openDependencies } from './dependencies.js';
 import { createLogger } from './observability/logger.js';
-import { createMetrics } from './observability/metrics.js';
-import { loadOpenApi } from './openapi/contract.js';
-import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
 import { boundPort, listen, shutdown } from './server.js';
 
 function readConfig(): Config {
@@ -36,22 +31,14 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const metrics = createMetrics(new Registry());
-  const database = await openDatabase(config, log, (seconds) => { metrics.dbPoolAcquireDuration.observe(seconds); });
-  metrics.observePool(database.poolStats);
-  if (database.mode === 'embedded') await migrateLatest(database.knex, { advisoryLock: false });
-  const rateLimiter = createRateLimiter({
-    redisUrl: config.redisUrl,
-    policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
-    redisTimeoutMs: config.rateLimit.redisTimeoutMs,
-    log,
-    metrics,
-  });
-
+  const dependencies = await openDependencies(config, log);
   let draining = false;
-  const app = createApp({ config, log, metrics, database, rateLimiter, openapi: loadOpenApi(), isDraining: () => draining });
+  const app = createApp({ config, log, ...dependencies, isDraining: () => draining });
   const server = await listen(app, config);
-  log.info({ port: boundPort(server), database: database.mode, rateLimiter: rateLimiter.health() }, 'listening');
+  log.info(
+    { port: boundPort(server), database: dependencies.database.mode, rateLimiter: dependencies.rateLimiter.health() },
+    'listening',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -64,9 +51,7 @@ async function main(): Promise<void> {
       drainDelayMs: config.shutdown.drainDelayMs,
       timeoutMs: config.shutdown.timeoutMs,
       startDraining: () => { draining = true; },
-      closeResources: async () => {
-        await Promise.allSettled([database.close(), rateLimiter.close()]);
-      },
+      closeResources: dependencies.close,
       exit: (code) => { log.flush(); process.exit(code); },
     });
   };

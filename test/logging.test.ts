@@ -1,41 +1,31 @@
 import { expect } from 'chai';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { startTestApp, useTestApp } from './support/app.js';
 import { call, postJson } from './support/spec.js';
 
 describe('request logging', () => {
-  let db: TestDatabase;
-  let app: TestApp;
-  before(async () => {
-    db = await createTestDatabase();
-    app = await startTestApp(db.url);
-  });
-  after(async () => {
-    await app.close();
-    await db.drop();
-  });
+  const suite = useTestApp();
 
-  const accessLines = (requestId: string) => app.logs.filter((l) => l.requestId === requestId && l.msg === 'request');
+  const accessLines = (requestId: string) => suite.app.logs.filter((l) => l.requestId === requestId && l.msg === 'request');
 
   it('returns a generated X-Request-ID when the caller sends none', async () => {
-    const res = await call(`${app.baseUrl}/health`);
+    const res = await call(`${suite.app.baseUrl}/health`);
     expect(res.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
   });
 
   it('keeps a sane caller X-Request-ID', async () => {
-    const res = await call(`${app.baseUrl}/health`, { headers: { 'x-request-id': 'trace-abc.123' } });
+    const res = await call(`${suite.app.baseUrl}/health`, { headers: { 'x-request-id': 'trace-abc.123' } });
     expect(res.headers.get('x-request-id')).to.equal('trace-abc.123');
   });
 
   it('replaces an X-Request-ID that is too long or carries unsafe characters', async () => {
     for (const bad of ['x'.repeat(129), 'a b', 'evil"}{', 'line\tbreak']) {
-      const res = await call(`${app.baseUrl}/health`, { headers: { 'x-request-id': bad } });
+      const res = await call(`${suite.app.baseUrl}/health`, { headers: { 'x-request-id': bad } });
       expect(res.headers.get('x-request-id')).to.not.equal(bad);
     }
   });
 
   it('writes one access line per request with method, route template, status, duration and request id', async () => {
-    const res = await call(`${app.baseUrl}/api/users/123456`, { headers: { 'x-request-id': 'one-line-test' } });
+    const res = await call(`${suite.app.baseUrl}/api/users/123456`, { headers: { 'x-request-id': 'one-line-test' } });
     expect(res.status).to.equal(404);
     const lines = accessLines('one-line-test');
     expect(lines).to.have.length(1);
@@ -56,16 +46,16 @@ describe('request logging', () => {
   });
 
   it('never logs credentials sent in headers or bodies', async () => {
-    await postJson(`${app.baseUrl}/api/users`, { name: 'x', email: 'not-an-email', password: 'hunter2-body' }, {
+    await postJson(`${suite.app.baseUrl}/api/users`, { name: 'x', email: 'not-an-email', password: 'hunter2-body' }, {
       authorization: 'Bearer hunter2-header',
       cookie: 'session=hunter2-cookie',
     });
-    const all = JSON.stringify(app.logs);
+    const all = JSON.stringify(suite.app.logs);
     expect(all).to.not.include('hunter2');
   });
 
   it('never logs the database password', async () => {
-    const withPassword = await startTestApp(db.url.replace('postgres@', 'postgres:sup3rsecret@'));
+    const withPassword = await startTestApp(suite.db.url.replace('postgres@', 'postgres:sup3rsecret@'));
     try {
       await call(`${withPassword.baseUrl}/health`);
       expect(JSON.stringify(withPassword.logs)).to.not.include('sup3rsecret');

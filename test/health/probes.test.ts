@@ -1,37 +1,27 @@
 import { expect } from 'chai';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { startTestApp, useTestApp, type TestApp } from '../support/app.js';
 import { call, expectMatchesSpec } from '../support/spec.js';
 
 describe('probes', () => {
-  let db: TestDatabase;
-  let app: TestApp;
-  before(async () => {
-    db = await createTestDatabase();
-    app = await startTestApp(db.url);
-  });
-  after(async () => {
-    await app.close();
-    await db.drop();
-  });
-  afterEach(() => { app.draining.value = false; });
+  const suite = useTestApp();
+  afterEach(() => { suite.app.draining.value = false; });
 
   it('/health answers 200', async () => {
-    const res = await call(`${app.baseUrl}/health`);
+    const res = await call(`${suite.app.baseUrl}/health`);
     expect(res.status).to.equal(200);
     expectMatchesSpec(res, 'getHealth');
   });
 
   it('/ready answers 200 with the database check when PostgreSQL answers', async () => {
-    const res = await call(`${app.baseUrl}/ready`);
+    const res = await call(`${suite.app.baseUrl}/ready`);
     expect(res.status).to.equal(200);
     expectMatchesSpec(res, 'getReady');
     expect((res.body as { checks: Record<string, string> }).checks.database).to.equal('ok');
   });
 
   it('/ready answers 503 naming the shutdown while the process drains', async () => {
-    app.draining.value = true;
-    const res = await call(`${app.baseUrl}/ready`);
+    suite.app.draining.value = true;
+    const res = await call(`${suite.app.baseUrl}/ready`);
     expect(res.status).to.equal(503);
     expectMatchesSpec(res, 'getReady');
     expect((res.body as { checks: Record<string, string> }).checks.shutdown).to.equal('draining');
@@ -39,20 +29,20 @@ describe('probes', () => {
   });
 
   it('/openapi.json serves the contract', async () => {
-    const res = await call(`${app.baseUrl}/openapi.json`);
+    const res = await call(`${suite.app.baseUrl}/openapi.json`);
     expect(res.status).to.equal(200);
     expect(res.body).to.have.nested.property('paths./api/users.post.operationId', 'createUser');
   });
 
   it('sets security headers and discloses no server technology', async () => {
-    const res = await call(`${app.baseUrl}/health`);
+    const res = await call(`${suite.app.baseUrl}/health`);
     expect(res.headers.get('x-content-type-options')).to.equal('nosniff');
     expect(res.headers.get('content-security-policy')).to.include("default-src 'none'");
     expect(res.headers.get('x-powered-by')).to.equal(null);
   });
 
   it('grants no CORS access unless origins are configured', async () => {
-    const res = await call(`${app.baseUrl}/api/users`, { headers: { origin: 'https://evil.example' } });
+    const res = await call(`${suite.app.baseUrl}/api/users`, { headers: { origin: 'https://evil.example' } });
     expect(res.headers.get('access-control-allow-origin')).to.equal(null);
   });
 });

@@ -1,34 +1,26 @@
 import { expect } from 'chai';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { useTestApp } from '../support/app.js';
 import { parseMetrics, promtool, sumOf, type Sample } from '../support/prometheus.js';
 import { call, postJson } from '../support/spec.js';
 
 describe('GET /metrics', () => {
-  let db: TestDatabase;
-  let app: TestApp;
+  const suite = useTestApp();
   const scrape = async (): Promise<{ text: string; samples: Sample[] }> => {
-    const res = await fetch(`${app.baseUrl}/metrics`);
+    const res = await fetch(`${suite.app.baseUrl}/metrics`);
     const text = await res.text();
     return { text, samples: parseMetrics(text) };
   };
-  const users = () => `${app.baseUrl}/api/users`;
+  const users = () => `${suite.app.baseUrl}/api/users`;
 
   before(async () => {
-    db = await createTestDatabase();
-    app = await startTestApp(db.url);
     // One of every kind of request, so every series exists before the checks.
     const created = await postJson(users(), { name: 'Metric', email: 'metric@example.com' });
     await postJson(users(), { name: 'Metric', email: 'metric@example.com' });
     await postJson(users(), { name: '' });
-    await call(`${app.baseUrl}${created.headers.get('location') ?? ''}`);
+    await call(`${suite.app.baseUrl}${created.headers.get('location') ?? ''}`);
     await call(`${users()}?limit=5`);
-    await call(`${app.baseUrl}/no/such/path`);
-    await call(`${app.baseUrl}/ready`);
-  });
-  after(async () => {
-    await app.close();
-    await db.drop();
+    await call(`${suite.app.baseUrl}/no/such/path`);
+    await call(`${suite.app.baseUrl}/ready`);
   });
 
   it('passes promtool check metrics with no errors or lint warnings', async () => {
@@ -102,7 +94,7 @@ describe('GET /metrics', () => {
     const routes = (samples: Sample[]) => new Set(samples.filter((s) => s.name === 'http_request_duration_seconds_count').map((s) => s.labels.route));
     const before = routes((await scrape()).samples);
     for (let i = 0; i < 1000; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, j) => call(`${app.baseUrl}/random/${i + j}/${Math.random().toString(36)}`)));
+      await Promise.all(Array.from({ length: 50 }, (_, j) => call(`${suite.app.baseUrl}/random/${i + j}/${Math.random().toString(36)}`)));
     }
     const after = routes((await scrape()).samples);
     expect([...after].filter((r) => !before.has(r))).to.deep.equal([]);

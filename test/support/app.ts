@@ -1,15 +1,14 @@
 import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
-import { Registry } from 'prom-client';
 import { createApp } from '../../service/app.js';
 import { loadConfig, type Config } from '../../service/config.js';
-import { openDatabase, type Database } from '../../service/db/database.js';
+import type { Database } from '../../service/db/database.js';
+import { openDependencies } from '../../service/dependencies.js';
 import { createLogger } from '../../service/observability/logger.js';
-import { createMetrics, type Metrics } from '../../service/observability/metrics.js';
-import { loadOpenApi } from '../../service/openapi/contract.js';
-import { createRateLimiter } from '../../service/ratelimit/create-rate-limiter.js';
+import type { Metrics } from '../../service/observability/metrics.js';
 import type { RateLimiter } from '../../service/ratelimit/limiter.js';
 import { boundPort, listen } from '../../service/server.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {
   baseUrl: string;
@@ -34,38 +33,57 @@ function logSink(lines: Record<string, unknown>[]): Writable {
 }
 
 /**
- * The real application, wired exactly as main.ts does it, on a real database and port 0.
- * `env` overrides configuration the way an operator would.
+ * The real application, wired as main.ts wires it (same dependency factory), on a real database
+ * and port 0. `env` overrides configuration the way an operator would; the limiter is generous
+ * unless a test asks otherwise, so only rate-limit tests meet 429s.
  */
 export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'info', RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: databaseUrl, PORT: '0' });
   const logs: Record<string, unknown>[] = [];
   const log = createLogger(config.logLevel, logSink(logs));
-  const metrics = createMetrics(new Registry());
-  const database = await openDatabase(config, log, (s) => { metrics.dbPoolAcquireDuration.observe(s); });
-  metrics.observePool(database.poolStats);
-  const rateLimiter = createRateLimiter({
-    redisUrl: config.redisUrl,
-    policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
-    redisTimeoutMs: config.rateLimit.redisTimeoutMs,
-    log,
-    metrics,
-  });
+  const dependencies = await openDependencies(config, log);
   const draining = { value: false };
-  const app = createApp({ config, log, metrics, database, rateLimiter, openapi: loadOpenApi(), isDraining: () => draining.value });
+  const app = createApp({ config, log, ...dependencies, isDraining: () => draining.value });
   const server: Server = await listen(app, config);
   return {
     baseUrl: `http://127.0.0.1:${boundPort(server)}`,
     config,
-    metrics,
-    database,
-    rateLimiter,
+    metrics: dependencies.metrics,
+    database: dependencies.database,
+    rateLimiter: dependencies.rateLimiter,
     logs,
     draining,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      await Promise.all([database.close(), rateLimiter.close()]);
+      await dependencies.close();
+    },
+  };
+}
+
+/**
+ * Registers mocha hooks that give the enclosing suite a fresh database and an app on it, torn
+ * down afterwards. Read `.db` and `.app` inside tests (they exist once `before` has run).
+ */
+export function useTestApp(env: Record<string, string> = {}): { readonly db: TestDatabase; readonly app: TestApp } {
+  let db: TestDatabase | undefined;
+  let app: TestApp | undefined;
+  before(async () => {
+    db = await createTestDatabase();
+    app = await startTestApp(db.url, env);
+  });
+  after(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+  return {
+    get db() {
+      if (!db) throw new Error('useTestApp: the database exists only once the suite has started');
+      return db;
+    },
+    get app() {
+      if (!app) throw new Error('useTestApp: the app exists only once the suite has started');
+      return app;
     },
   };
 }

@@ -1,0 +1,47 @@
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { migrateLatest } from './db/migrator.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { loadOpenApi, type OpenApiDocument } from './openapi/contract.js';
+import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
+import type { RateLimiter } from './ratelimit/limiter.js';
+
+/** Everything the app is built from, besides configuration and the logger. */
+export interface Dependencies {
+  metrics: Metrics;
+  database: Database;
+  rateLimiter: RateLimiter;
+  openapi: OpenApiDocument;
+  /** Closes the pool and Redis; the process can then exit cleanly. */
+  close: () => Promise<void>;
+}
+
+/**
+ * Opens the service's dependencies from configuration. main.ts and the tests both call this, so
+ * the tests exercise the wiring that production runs.
+ */
+export async function openDependencies(config: Config, log: Logger): Promise<Dependencies> {
+  const metrics = createMetrics(new Registry());
+  const database = await openDatabase(config, log, (seconds) => { metrics.dbPoolAcquireDuration.observe(seconds); });
+  metrics.observePool(database.poolStats);
+  // The embedded database lives in memory: it starts empty every time.
+  if (database.mode === 'embedded') await migrateLatest(database.knex, { advisoryLock: false });
+  const rateLimiter = createRateLimiter({
+    redisUrl: config.redisUrl,
+    policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
+    redisTimeoutMs: config.rateLimit.redisTimeoutMs,
+    log,
+    metrics,
+  });
+  return {
+    metrics,
+    database,
+    rateLimiter,
+    openapi: loadOpenApi(),
+    close: async () => {
+      await Promise.allSettled([database.close(), rateLimiter.close()]);
+    },
+  };
+}
