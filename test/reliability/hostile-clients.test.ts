@@ -198,4 +198,27 @@ describe('slow and hostile clients', function () {
     expect(health.status).to.equal(200);
     expect(afterwards.status).to.equal(200);
   });
+
+  it('survives running out of file descriptors (ulimit -n 200, 400 connections) and recovers', async () => {
+    const small = await startServiceProcess({ DATABASE_URL: db.url }, { maxOpenFiles: 200 });
+    try {
+      const sockets = Array.from({ length: 400 }, () => {
+        const socket = connect(small.port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        socket.resume();
+        return socket;
+      });
+      await sleep(1500);
+      const during = await send(small.port, { path: '/health', timeoutMs: 3000 }).then((r) => String(r.status), errorCode);
+      expect(small.child.exitCode, 'no crash on EMFILE').to.equal(null);
+      for (const socket of sockets) socket.destroy();
+      await sleep(500);
+      const after = await send(small.port, { path: '/api/users?limit=1' });
+      console.log(`      descriptors exhausted: a request meanwhile got ${during}; afterwards ${after.status}`);
+      expect(after.status).to.equal(200);
+      expect(small.child.exitCode).to.equal(null);
+    } finally {
+      await small.stop('SIGKILL');
+    }
+  });
 });
