@@ -26,7 +26,7 @@ function trackConnections(server: Server): Map<Socket, ConnectionState> {
     socket.once('close', () => states.delete(socket));
   });
   server.on('request', (req, res) => {
-    const state = states.get(req.socket as Socket);
+    const state = states.get(req.socket);
     if (!state) return;
     state.served += 1;
     state.active += 1;
@@ -55,16 +55,16 @@ function clientErrorStatus(code: string | undefined): number {
   return 400;
 }
 
-/**
- * Malformed requests, headers over Node's 16 KiB and timeouts are answered by Node itself, before
- * Koa sees anything, with a bare status line. Answer them as the API answers every other error:
- * problem+json with the security headers, then close the connection.
- */
 const answeredClientErrors = new WeakSet<Socket>();
 
 /** How long a connection answered with a client error may keep sending before it is destroyed. */
 const CLIENT_ERROR_LINGER_MS = 1000;
 
+/**
+ * Malformed requests, headers over Node's 16 KiB and timeouts are answered by Node itself, before
+ * Koa sees anything, with a bare status line. Answer them as the API answers every other error:
+ * problem+json with the security headers, then close the connection.
+ */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket, state: ConnectionState | undefined): void {
   // Already answered: the parser reports each further chunk again; the linger timer ends it.
   if (answeredClientErrors.has(socket)) return;
@@ -156,7 +156,12 @@ const FIRST_REQUEST_GRACE_MS = 1000;
  * grace period. A connection serving a request is never touched: its response closes it.
  */
 function closeIdleConnections(server: Server, graceMs: number): { open: number; closedIdle: number } {
-  const states = connections.get(server) ?? new Map<Socket, ConnectionState>();
+  const states = connections.get(server);
+  if (!states) {
+    // A server that listen() did not create: Node's own idea of idle is all there is.
+    server.closeIdleConnections();
+    return { open: 0, closedIdle: 0 };
+  }
   const closeIdle = (includeNew: boolean) => {
     let closed = 0;
     for (const [socket, state] of states) {
