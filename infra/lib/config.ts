@@ -18,10 +18,21 @@ export const contract = {
   ecrRepositoryName: 'users-service',
   namespace: (env: EnvironmentName): string => `users-service-${env}`,
   externalSecretsServiceAccount: 'users-service-secrets',
+  /** The application user's credentials: the only database secret External Secrets may read. */
   databaseSecretName: (env: EnvironmentName): string => `users-service/${env}/database`,
+  /** The RDS master user's credentials: administrators and the rotation functions only. */
+  databaseMasterSecretName: (env: EnvironmentName): string => `users-service/${env}/database-master`,
   redisSecretName: (env: EnvironmentName): string => `users-service/${env}/redis`,
   databaseName: 'users',
-  databaseUsername: 'users_service',
+  /** RDS master user (CREATEROLE): creates the application users and rotates their passwords. */
+  databaseMasterUsername: 'users_service',
+  /**
+   * Application user. Multi-user rotation alternates between this user and
+   * `<name>_clone`; both belong to the NOLOGIN role `databaseOwnerRole`, which
+   * owns the schema objects (infra/sql/bootstrap-app-user.sql).
+   */
+  databaseAppUsername: 'users_app',
+  databaseOwnerRole: 'users_owner',
   databasePort: 5432,
   redisPort: 6379,
 } as const;
@@ -65,6 +76,11 @@ export interface DatabaseConfig {
   readonly backupRetentionDays: number;
   /** Statements slower than this are logged (log_min_duration_statement). */
   readonly slowQueryThresholdMs: number;
+  /**
+   * Days between rotations of the application secret (multi-user: the
+   * credentials it replaces stay valid until the next rotation, so pods have a
+   * whole period to pick up the new ones) and of the master secret (single-user).
+   */
   readonly rotationDays: number;
   /**
    * Replicate the automated backups (snapshots and transaction logs) to

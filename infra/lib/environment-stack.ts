@@ -38,7 +38,10 @@ function rdsLogGroupName(instanceIdentifier: string, log: string): string {
 export class EnvironmentStack extends Stack {
   public readonly vpc: ec2.Vpc;
   public readonly database: rds.DatabaseInstance;
+  /** The application user's secret (users-service/<env>/database): what External Secrets reads. */
   public readonly databaseSecret: secretsmanager.ISecret;
+  /** The master user's secret (users-service/<env>/database-master): administrators and rotation only. */
+  public readonly databaseMasterSecret: secretsmanager.ISecret;
   public readonly redisSecret: secretsmanager.Secret;
   public readonly redis: elasticache.CfnReplicationGroup;
   public readonly externalSecretsRole: iam.Role;
@@ -198,8 +201,8 @@ export class EnvironmentStack extends Stack {
       publiclyAccessible: false,
       port: contract.databasePort,
       databaseName: contract.databaseName,
-      credentials: rds.Credentials.fromGeneratedSecret(contract.databaseUsername, {
-        secretName: contract.databaseSecretName(env),
+      credentials: rds.Credentials.fromGeneratedSecret(contract.databaseMasterUsername, {
+        secretName: contract.databaseMasterSecretName(env),
         encryptionKey: secretsKey,
         excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
       }),
@@ -250,13 +253,26 @@ export class EnvironmentStack extends Stack {
           'Deletion protection is off by configuration (staging) so the environment can be torn down and rebuilt; AWS Backup recovery points (kept in a locked vault and copied to a second region) survive that. Production has it on.',
       });
     }
-    const databaseSecret = this.database.secret;
-    if (databaseSecret === undefined) {
+    const masterSecret = this.database.secret;
+    if (masterSecret === undefined) {
       throw new Error('generated credentials always produce a secret');
     }
-    this.databaseSecret = databaseSecret;
-    // The rotation function runs in the rotation subnets and is the only other
-    // client the database security group admits (added by addRotationSingleUser).
+    this.databaseMasterSecret = masterSecret;
+    // The application's own user. Its JSON has the same keys as the master
+    // secret (attach() adds host, port, engine, dbname) plus `masterarn`, which
+    // the multi-user rotation function uses to log in as master and change the
+    // password of the user that is not current. The user itself is created once
+    // by the bootstrap in infra/sql/bootstrap-app-user.sql (see README).
+    this.databaseSecret = new rds.DatabaseSecret(this, 'DatabaseAppSecret', {
+      username: contract.databaseAppUsername,
+      dbname: contract.databaseName,
+      secretName: contract.databaseSecretName(env),
+      encryptionKey: secretsKey,
+      masterSecret,
+      excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
+    }).attach(this.database);
+    // The rotation functions run in the rotation subnets and are the only other
+    // clients the database security group admits (added by addRotation*).
     const rotationSg = new ec2.SecurityGroup(this, 'RotationSg', {
       vpc: this.vpc,
       description: `users-service ${env} secret rotation: Secrets Manager API and PostgreSQL only`,
@@ -264,11 +280,26 @@ export class EnvironmentStack extends Stack {
     });
     // The Secrets Manager endpoint is public (reached through the NAT gateway); its IPs are not fixed.
     rotationSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'Secrets Manager API over the NAT gateway');
-    this.database.addRotationSingleUser({
+    const rotation = {
       securityGroup: rotationSg,
       automaticallyAfter: Duration.days(config.database.rotationDays),
       excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
       vpcSubnets: { subnetGroupName: SUBNETS.rotation },
+    };
+    // Master: single-user rotation. Only administrators and the rotation
+    // functions use it, and they read the secret at the moment they need it.
+    this.database.addRotationSingleUser(rotation);
+    // Application: alternating users (users_app, users_app_clone). Each rotation
+    // sets a new password on the user that is NOT current and makes it current;
+    // the credentials the pods still hold stay valid until the next rotation, so
+    // a rotation never breaks a connection (docs/disaster-recovery.md, 4.5).
+    // Not immediately on creation: the first user must exist before the
+    // function can log in with it (bootstrap), so the first rotation is one
+    // period after the deploy.
+    this.database.addRotationMultiUser('RotationAppUser', {
+      ...rotation,
+      secret: this.databaseSecret,
+      rotateImmediatelyOnUpdate: false,
     });
 
     // --- Redis
@@ -384,7 +415,8 @@ export class EnvironmentStack extends Stack {
       role: backupRole,
     });
 
-    // --- IRSA role for External Secrets: exactly one service account, exactly two secrets.
+    // --- IRSA role for External Secrets: exactly one service account, exactly two
+    // secrets: the application user's and Redis's. Never the master secret.
     const issuer = config.cluster.oidcIssuer;
     this.externalSecretsRole = new iam.Role(this, 'ExternalSecretsRole', {
       roleName: `users-service-${env}-secrets`,
@@ -418,7 +450,9 @@ export class EnvironmentStack extends Stack {
       new CfnOutput(this, id, { value, description });
     };
     out('DatabaseSecretName', contract.databaseSecretName(env), 'Secrets Manager name read by the ExternalSecret (DATABASE_URL)');
-    out('DatabaseSecretArn', this.databaseSecret.secretArn, 'ARN of the database secret');
+    out('DatabaseSecretArn', this.databaseSecret.secretArn, 'ARN of the application user secret');
+    out('DatabaseMasterSecretName', contract.databaseMasterSecretName(env), 'Secrets Manager name of the master credentials (administrators, bootstrap, restores; not readable by the pods)');
+    out('DatabaseMasterSecretArn', this.databaseMasterSecret.secretArn, 'ARN of the master credentials secret');
     out('RedisSecretName', contract.redisSecretName(env), 'Secrets Manager name read by the ExternalSecret (REDIS_URL)');
     out('RedisSecretArn', this.redisSecret.secretArn, 'ARN of the Redis AUTH token secret');
     out('ExternalSecretsRoleArn', this.externalSecretsRole.roleArn, 'eks.amazonaws.com/role-arn of the users-service-secrets service account');

@@ -11,6 +11,7 @@ import {
   referencedId,
   referencedType,
   resources,
+  type Resource,
   single,
   synthesized,
   text,
@@ -28,6 +29,32 @@ function subnetIds(template: JsonObject, group: string): string[] {
       ),
     )
     .map((s) => s.logicalId);
+}
+
+/** The secret named `name`, and the SecretTargetAttachment that attaches it to the instance (what other resources reference). */
+function secretNamed(template: JsonObject, name: string): { secret: Resource; attachment: Resource } {
+  const secret = resources(template, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === name);
+  assert.ok(secret, name);
+  const attachment = resources(template, 'AWS::SecretsManager::SecretTargetAttachment').find(
+    (a) => referencedId(a.properties['SecretId']) === secret.logicalId,
+  );
+  assert.ok(attachment, `attachment of ${name}`);
+  return { secret, attachment };
+}
+
+/** The SAR rotation application behind a rotation schedule, and the name of the AWS application it deploys. */
+function rotationOf(template: JsonObject, secretAttachmentId: string): { schedule: JsonObject; application: Resource; applicationName: string } {
+  const schedule = resources(template, 'AWS::SecretsManager::RotationSchedule').find(
+    (r) => referencedId(r.properties['SecretId']) === secretAttachmentId,
+  );
+  assert.ok(schedule, `rotation schedule of ${secretAttachmentId}`);
+  const applicationId = referencedId(schedule.properties['RotationLambdaARN']) ?? '';
+  const application = resources(template, 'AWS::Serverless::Application').find((a) => a.logicalId === applicationId);
+  assert.ok(application, `rotation application ${applicationId}`);
+  // Location.ApplicationId is Fn::FindInMap [mapping, partition, 'applicationId'].
+  const findInMap = asArray(asObject(asObject(application.properties['Location'], 'Location')['ApplicationId'], 'ApplicationId')['Fn::FindInMap']);
+  const mapping = asObject(asObject(asObject(template['Mappings'], 'Mappings')[text(findInMap[0])], 'mapping')['aws'], 'aws');
+  return { schedule: schedule.properties, application, applicationName: text(mapping['applicationId']).replace(/^.*applications\//, '') };
 }
 
 function routeTablesOf(template: JsonObject, subnetLogicalIds: readonly string[]): string[] {
@@ -65,7 +92,7 @@ for (const name of ENVIRONMENTS) {
       it('encrypts every Secrets Manager secret with a customer-managed KMS key', () => {
         const t = stackOf();
         const secrets = resources(t, 'AWS::SecretsManager::Secret');
-        assert.equal(secrets.length, 2);
+        assert.equal(secrets.length, 3);
         for (const s of secrets) assert.equal(referencedType(t, s.properties['KmsKeyId']), KMS_KEY, s.logicalId);
       });
 
@@ -144,34 +171,81 @@ for (const name of ENVIRONMENTS) {
         });
       });
 
-      it('stores the generated credentials under the contract name users-service/<env>/database', () => {
+      it('keeps the master credentials in their own secret, users-service/<env>/database-master', () => {
         const t = stackOf();
-        const secret = resources(t, 'AWS::SecretsManager::Secret').find(
-          (s) => s.properties['Name'] === contract.databaseSecretName(name),
-        );
-        assert.ok(secret, 'database secret');
+        const { secret, attachment } = secretNamed(t, contract.databaseMasterSecretName(name));
         const generate = asObject(secret.properties['GenerateSecretString'], 'GenerateSecretString');
-        assert.equal(generate['SecretStringTemplate'], JSON.stringify({ username: contract.databaseUsername }));
+        assert.equal(generate['SecretStringTemplate'], JSON.stringify({ username: contract.databaseMasterUsername }));
         assert.equal(generate['ExcludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS);
-      });
-
-      it('attaches host, port, dbname and engine to the database secret (the JSON shape the ExternalSecret reads)', () => {
-        const t = stackOf();
-        const attachment = single(t, 'AWS::SecretsManager::SecretTargetAttachment');
-        assert.equal(attachment.properties['TargetType'], 'AWS::RDS::DBInstance');
+        // The instance's master password is that secret's password.
+        const db = single(t, 'AWS::RDS::DBInstance').properties;
+        assert.equal(db['MasterUsername'], contract.databaseMasterUsername);
+        assert.ok(JSON.stringify(db['MasterUserPassword']).includes(secret.logicalId));
         assert.equal(referencedId(attachment.properties['TargetId']), single(t, 'AWS::RDS::DBInstance').logicalId);
       });
 
-      it('rotates the database secret on the configured schedule', () => {
+      it('stores the application user under the contract name users-service/<env>/database, with the master secret ARN the multi-user rotation needs', () => {
         const t = stackOf();
-        const schedule = single(t, 'AWS::SecretsManager::RotationSchedule').properties;
-        assert.equal(referencedId(schedule['SecretId']), single(t, 'AWS::SecretsManager::SecretTargetAttachment').logicalId);
+        const { secret } = secretNamed(t, contract.databaseSecretName(name));
+        const master = secretNamed(t, contract.databaseMasterSecretName(name));
+        const generate = asObject(secret.properties['GenerateSecretString'], 'GenerateSecretString');
+        assert.equal(generate['GenerateStringKey'], 'password');
+        assert.equal(generate['ExcludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS);
+        // {"username":"users_app","dbname":"users","masterarn":"<ARN of the master secret>"}
+        assert.deepEqual(generate['SecretStringTemplate'], {
+          'Fn::Join': ['', [`{"username":"${contract.databaseAppUsername}","dbname":"${contract.databaseName}","masterarn":"`, { Ref: master.attachment.logicalId }, '"}']],
+        });
+      });
+
+      it('attaches host, port and engine to both database secrets (the JSON shape the ExternalSecret and the rotation functions read)', () => {
+        const t = stackOf();
+        const attachments = resources(t, 'AWS::SecretsManager::SecretTargetAttachment');
+        assert.equal(attachments.length, 2);
+        for (const a of attachments) {
+          assert.equal(a.properties['TargetType'], 'AWS::RDS::DBInstance');
+          assert.equal(referencedId(a.properties['TargetId']), single(t, 'AWS::RDS::DBInstance').logicalId);
+        }
+        assert.deepEqual(
+          attachments.map((a) => referencedId(a.properties['SecretId'])).sort(),
+          [secretNamed(t, contract.databaseSecretName(name)).secret.logicalId, secretNamed(t, contract.databaseMasterSecretName(name)).secret.logicalId].sort(),
+        );
+      });
+
+      it('rotates the application secret with the multi-user (alternating users) function, signed in as master', () => {
+        const t = stackOf();
+        const app = secretNamed(t, contract.databaseSecretName(name));
+        const master = secretNamed(t, contract.databaseMasterSecretName(name));
+        const { schedule, application, applicationName } = rotationOf(t, app.attachment.logicalId);
+        assert.equal(applicationName, 'SecretsManagerRDSPostgreSQLRotationMultiUser');
+        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `rate(${config.database.rotationDays} days)` });
+        const parameters = asObject(application.properties['Parameters'], 'Parameters');
+        assert.equal(referencedId(parameters['masterSecretArn']), master.attachment.logicalId);
+        assert.equal(referencedType(t, parameters['masterSecretKmsKeyArn']), KMS_KEY);
+      });
+
+      it('does not rotate the application secret at deploy time: the first user must be bootstrapped before the first rotation', () => {
+        const t = stackOf();
+        const { schedule } = rotationOf(t, secretNamed(t, contract.databaseSecretName(name)).attachment.logicalId);
+        assert.equal(schedule['RotateImmediatelyOnUpdate'], false);
+      });
+
+      it('rotates the master secret with the single-user function on the same schedule', () => {
+        const t = stackOf();
+        const { schedule, applicationName } = rotationOf(t, secretNamed(t, contract.databaseMasterSecretName(name)).attachment.logicalId);
+        assert.equal(applicationName, 'SecretsManagerRDSPostgreSQLRotationSingleUser');
         assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `rate(${config.database.rotationDays} days)` });
       });
 
-      it('rotates to passwords without URL-special characters, like the generated one', () => {
-        const rotation = single(stackOf(), 'AWS::Serverless::Application').properties;
-        assert.equal(asObject(rotation['Parameters'], 'Parameters')['excludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS);
+      it('has exactly these two rotation schedules', () => {
+        assert.equal(resources(stackOf(), 'AWS::SecretsManager::RotationSchedule').length, 2);
+      });
+
+      it('rotates to passwords without URL-special characters, like the generated ones', () => {
+        const applications = resources(stackOf(), 'AWS::Serverless::Application');
+        assert.equal(applications.length, 2);
+        for (const a of applications) {
+          assert.equal(asObject(a.properties['Parameters'], 'Parameters')['excludeCharacters'], PASSWORD_EXCLUDED_CHARACTERS, a.logicalId);
+        }
       });
 
       it('is not publicly accessible', () => {
@@ -276,12 +350,14 @@ for (const name of ENVIRONMENTS) {
         );
       });
 
-      it('opens PostgreSQL to the cluster pod security group and, besides it, only the rotation function', () => {
+      it('opens PostgreSQL to the cluster pod security group and, besides it, only the rotation functions (one shared group)', () => {
         const t = stackOf();
         const dbSg = referencedId(asArray(single(t, 'AWS::RDS::DBInstance').properties['VPCSecurityGroups'])[0]);
-        const rotationSg = referencedId(
-          asObject(single(t, 'AWS::Serverless::Application').properties['Parameters'], 'Parameters')['vpcSecurityGroupIds'],
+        const rotationSgs = new Set(
+          resources(t, 'AWS::Serverless::Application').map((a) => referencedId(asObject(a.properties['Parameters'], 'Parameters')['vpcSecurityGroupIds'])),
         );
+        assert.equal(rotationSgs.size, 1);
+        const [rotationSg] = [...rotationSgs];
         const sources = ingressRules(t)
           .filter((r) => r.group === dbSg)
           .map((r) => referencedId(r.rule['SourceSecurityGroupId']) ?? r.rule['SourceSecurityGroupId']);
@@ -356,13 +432,13 @@ for (const name of ENVIRONMENTS) {
         ]);
       });
 
-      it('may read exactly the database and Redis secrets, and decrypt only through Secrets Manager', () => {
+      it('may read exactly the application database secret and the Redis secret (never the master secret), and decrypt only through Secrets Manager', () => {
         const t = stackOf();
         const roleId = resources(t, 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === `users-service-${name}-secrets`)!.logicalId;
         const policies = resources(t, 'AWS::IAM::Policy').filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === roleId));
         assert.equal(policies.length, 1);
         const statements = asArray(asObject(policies[0]!.properties['PolicyDocument'], 'doc')['Statement']) as JsonObject[];
-        const secretIds = [single(t, 'AWS::SecretsManager::SecretTargetAttachment').logicalId, resources(t, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === contract.redisSecretName(name))!.logicalId];
+        const secretIds = [secretNamed(t, contract.databaseSecretName(name)).attachment.logicalId, resources(t, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === contract.redisSecretName(name))!.logicalId];
         assert.deepEqual(
           statements.map((s) => ({ Action: s['Action'], Resource: asArray(s['Resource']).map(referencedId), Condition: s['Condition'] ?? null })),
           [
@@ -371,6 +447,18 @@ for (const name of ENVIRONMENTS) {
           ],
         );
         assert.equal(referencedType(t, asArray(statements[1]!['Resource'])[0]), KMS_KEY);
+        const master = secretNamed(t, contract.databaseMasterSecretName(name));
+        const policyText = JSON.stringify(policies[0]!.properties['PolicyDocument']);
+        assert.ok(!policyText.includes(master.secret.logicalId) && !policyText.includes(master.attachment.logicalId), 'the IRSA role must not name the master secret');
+      });
+
+      it('leaves the master secret out of every IAM policy in the stack (the rotation applications get its ARN as a parameter and grant themselves)', () => {
+        const t = stackOf();
+        const master = secretNamed(t, contract.databaseMasterSecretName(name));
+        for (const p of resources(t, 'AWS::IAM::Policy')) {
+          const doc = JSON.stringify(p.properties['PolicyDocument']);
+          assert.ok(!doc.includes(master.secret.logicalId) && !doc.includes(master.attachment.logicalId), p.logicalId);
+        }
       });
     });
 
@@ -378,6 +466,7 @@ for (const name of ENVIRONMENTS) {
       const expected = [
         'DatabaseSecretName',
         'DatabaseSecretArn',
+        'DatabaseMasterSecretName',
         'RedisSecretName',
         'RedisSecretArn',
         'ExternalSecretsRoleArn',
@@ -394,6 +483,7 @@ for (const name of ENVIRONMENTS) {
       it('names the secrets as the contract does', () => {
         const outputs = asObject(stackOf()['Outputs'], 'Outputs');
         assert.equal(asObject(outputs['DatabaseSecretName'], 'o')['Value'], `users-service/${name}/database`);
+        assert.equal(asObject(outputs['DatabaseMasterSecretName'], 'o')['Value'], `users-service/${name}/database-master`);
         assert.equal(asObject(outputs['RedisSecretName'], 'o')['Value'], `users-service/${name}/redis`);
       });
     });

@@ -86,6 +86,18 @@ cases.push({
   hasDb: false,
 });
 
+cases.push({
+  label: 'reloadOnSecretChange on a Deployment with an existing Secret',
+  files: [],
+  set: { ...esOff, reloadOnSecretChange: 'true' },
+  rollout: false,
+  hpa: false,
+  externalSecret: false,
+  monitoring: false,
+  maxReplicas: 2,
+  hasDb: true,
+});
+
 const rendered = new Map<string, Promise<K8sObject[]>>();
 function render(c: Case): Promise<K8sObject[]> {
   let p = rendered.get(c.label);
@@ -482,6 +494,39 @@ describe('Helm chart users-service', function () {
         const es = byKind(objs, 'ExternalSecret')[0]!;
         expect(String(asObj(asObj(asObj(asObj(es.spec).target).template).data).REDIS_URL), env).to.match(/^rediss:\/\/:\{\{ \.authToken \| urlquery \}\}@/);
         expect(asArr(asObj(es.spec).data).map((d) => asObj(d.remoteRef).key), env).to.include(`users-service/${env}/database`);
+      }
+    });
+  });
+
+  describe('credential rotation (multi-user rotation in infra, Stakater Reloader here)', () => {
+    const RELOAD = 'secret.reloader.stakater.com/reload';
+    const STRATEGY = 'reloader.stakater.com/rollout-strategy';
+    const podAnnotationsOf = (o: K8sObject): Record<string, string> => asObj(asObj(podTemplate(o).metadata).annotations) as Record<string, string>;
+    it('staging and production: the pods restart when the ExternalSecret target changes, which ESO refreshes every 15 minutes', async () => {
+      for (const env of ['staging', 'production']) {
+        const objs = await render(cases.find((c) => c.label === `env/${env}.yaml`)!);
+        const es = byKind(objs, 'ExternalSecret')[0]!;
+        const target = String(asObj(asObj(es.spec).target).name);
+        expect(asObj(es.spec).refreshInterval, env).to.equal('15m');
+        const w = workloadOf(objs);
+        expect(podAnnotationsOf(w)[RELOAD], env).to.equal(target);
+        // The Secret the annotation names is the one the container reads DATABASE_URL from.
+        const env0 = asArr(asArr(podSpec(w).containers)[0]!.env).find((e) => e.name === 'DATABASE_URL');
+        expect(asObj(asObj(env0?.valueFrom).secretKeyRef).name, env).to.equal(target);
+        // A Rollout is restarted in place (spec.restartAt), not sent through a new blue/green revision.
+        expect(w.metadata.annotations?.[STRATEGY], env).to.equal('restart');
+      }
+    });
+    it('a Deployment with an existing Secret gets the pod annotation naming that Secret, and no Rollout-only annotation', async () => {
+      const w = workloadOf(await render(cases.find((c) => c.label.startsWith('reloadOnSecretChange'))!));
+      expect(w.kind).to.equal('Deployment');
+      expect(podAnnotationsOf(w)[RELOAD]).to.equal('users-service-db');
+      expect(w.metadata.annotations?.[STRATEGY]).to.equal(undefined);
+    });
+    it('off by default: no Reloader annotation anywhere (dev and the values.yaml defaults)', async () => {
+      for (const label of ['env/dev.yaml', 'values.yaml defaults']) {
+        const objs = await render(cases.find((c) => c.label === label)!);
+        expect(JSON.stringify(objs), label).to.not.include('reloader.stakater.com');
       }
     });
   });

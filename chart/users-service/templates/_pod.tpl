@@ -10,6 +10,11 @@
 metadata:
   annotations:
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- $envSecret := include "users-service.envSecretName" . }}
+    {{- if and .Values.reloadOnSecretChange $envSecret }}
+    {{- /* Stakater Reloader reads workload and pod-template annotations alike: restart when DATABASE_URL/REDIS_URL change. */}}
+    secret.reloader.stakater.com/reload: {{ $envSecret | quote }}
+    {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
