@@ -45,7 +45,7 @@ describe('shutdown under load', function () {
     const seeded = json(await postUser(port, { name: 'Seed', email: 'seed@example.com' }));
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 6 });
     const outcomes: Outcome[] = [];
-    const ready: { t: number; status?: number; error?: string }[] = [];
+    const ready: { t: number; status?: number; error?: string; requestId?: string }[] = [];
     let serial = 0;
     let stopped = false;
     const hardStop = performance.now() + 30_000;
@@ -84,9 +84,10 @@ describe('shutdown under load', function () {
     const readiness = async () => {
       while (!stopped && performance.now() < hardStop) {
         const t = performance.now();
-        const result: { t: number; status?: number; error?: string } = await send(port, { path: '/ready' }).then(
+        const requestId = `ready-${String(ready.length)}`;
+        const result: { t: number; status?: number; error?: string; requestId?: string } = await send(port, { path: '/ready', headers: { 'x-request-id': requestId } }).then(
           (r) => ({ t, status: r.status }),
-          (err: unknown) => ({ t, error: errorCode(err) }),
+          (err: unknown) => ({ t, error: errorCode(err), requestId }),
         );
         ready.push(result);
         if (result.error === 'ECONNREFUSED') return;
@@ -150,7 +151,8 @@ describe('shutdown under load', function () {
     const answered = probesAfter.filter((r) => r.status !== undefined);
     expect(answered.length, 'readiness answered during the drain delay').to.be.at.least(5);
     expect(answered.map((r) => r.status)).to.satisfy((s: number[]) => s.every((x) => x === 503));
-    expect(probesAfter.filter((r) => r.error !== undefined && r.error !== 'ECONNREFUSED')).to.deep.equal([]);
+    // (a probe's connection can land in the accept queue at the close, like any other: reset unread)
+    expect(probesAfter.filter((r) => r.error !== undefined && r.error !== 'ECONNREFUSED' && !(r.error === 'ECONNRESET' && !seenByService.has(r.requestId)))).to.deep.equal([]);
 
     // New connections are refused only after the drain delay; until then both kinds are served.
     expect(refused.length, 'the listener closes in the end').to.be.greaterThan(0);
