@@ -4,6 +4,7 @@ import type Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { Problem, problems, sendProblem } from './middleware/problem.js';
+import { SECURITY_HEADERS } from './middleware/security.js';
 
 /** Per connection: requests it has carried, and whether one is being served right now. */
 interface ConnectionState {
@@ -35,18 +36,8 @@ function trackConnections(server: Server): Map<Socket, ConnectionState> {
   return states;
 }
 
-/**
- * Headers of every response, as service/middleware/security.ts has helmet set them; repeated here
- * for the few responses Node writes before a request reaches Koa.
- */
-const RAW_SECURITY_HEADERS = [
-  "Content-Security-Policy: default-src 'none';frame-ancestors 'none'",
-  'Cross-Origin-Opener-Policy: same-origin',
-  'Cross-Origin-Resource-Policy: same-origin',
-  'Referrer-Policy: no-referrer',
-  'X-Content-Type-Options: nosniff',
-  'X-Frame-Options: SAMEORIGIN',
-];
+/** Node's own error responses carry the headers every Koa response gets. */
+const RAW_SECURITY_HEADERS = SECURITY_HEADERS.set.map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(', ') : String(value)}`);
 
 /** Which HTTP status a request that never became a request (parser error, timeout) gets. */
 function clientErrorStatus(code: string | undefined): number {

@@ -35,8 +35,11 @@ function recordHelmet(): HeaderEdits {
   return edits;
 }
 
+/** The recorded headers; server.ts also writes them on the few responses Node answers before Koa. */
+export const SECURITY_HEADERS: HeaderEdits = recordHelmet();
+
 export function securityHeaders(): Middleware {
-  const { set, removed } = recordHelmet();
+  const { set, removed } = SECURITY_HEADERS;
   return function securityHeadersMiddleware(ctx, next) {
     const res = ctx.res;
     for (const name of removed) res.removeHeader(name);
