@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   const cors = corsPolicy(config.corsOrigins);
 
-  app.use(requestId());
+  app.use(requestId(log));
   app.use(httpMetrics(metrics));
   app.use(accessLog(log));
   app.use(closeConnectionsWhileDraining(isDraining));

@@ -1,15 +1,16 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
+import { requestLog } from './request-id.js';
 import { routeTemplate } from './route-template.js';
 
-/** One line per request, after the response is decided; the request id comes from the log context. */
+/** One line per request, after the response is decided, on the request's own logger (its id). */
 export function accessLog(log: Logger): Middleware {
   return async function accessLogMiddleware(ctx, next) {
     const start = performance.now();
     try {
       await next();
     } finally {
-      log.info(
+      requestLog(ctx, log).info(
         {
           method: ctx.method,
           route: routeTemplate(ctx),

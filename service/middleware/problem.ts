@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { DependencyUnavailableError } from '../errors.js';
+import { requestLog } from './request-id.js';
 
 /**
  * RFC 9457 problem details: the one error format of this API. Each kind has a stable `type` URI
@@ -103,8 +104,8 @@ export function problemDetails(log: Logger): Middleware {
       await next();
     } catch (err) {
       const problem = toProblem(err, ctx.method);
-      if (problem.status >= 500 && problem.status !== 503) log.error({ err }, 'unhandled error');
-      else if (problem.status === 503) log.warn({ err: { message: (err as Error).message } }, 'dependency unavailable');
+      if (problem.status >= 500 && problem.status !== 503) requestLog(ctx, log).error({ err }, 'unhandled error');
+      else if (problem.status === 503) requestLog(ctx, log).warn({ err: { message: (err as Error).message } }, 'dependency unavailable');
       sendProblem(ctx, problem);
       return;
     }

@@ -1,17 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type Logger, type DestinationStream } from 'pino';
 import type { LogLevel } from '../config.js';
-
-/** What every log line written while serving a request carries. */
-export interface RequestLogContext {
-  requestId: string;
-}
-
-/**
- * Request-scoped context. A store (not a child logger on ctx) so that code which never sees the Koa
- * context — the repository, the limiter — still stamps its lines with the request id.
- */
-export const requestContext = new AsyncLocalStorage<RequestLogContext>();
 
 /**
  * Header and field names that must never reach a log line, wherever they appear.
@@ -43,7 +31,6 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      mixin: () => requestContext.getStore() ?? {},
     },
     destination,
   );
