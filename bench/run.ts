@@ -19,6 +19,7 @@ import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import knexFactory from 'knex';
+import { parse as parseYaml } from 'yaml';
 import { migrateLatest } from '../service/db/migrator.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -165,6 +166,8 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       RATE_LIMIT_BURST: '1000000',
       LOG_LEVEL: 'info',
       DB_POOL_MAX: '25',
+      // The heap settings the chart gives every pod, read from its defaults so the two cannot drift.
+      NODE_OPTIONS: (parseYaml(readFileSync(`${ROOT}/chart/users-service/values.yaml`, 'utf8')) as { nodeOptions: string }).nodeOptions,
     });
     argv = [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), args['service-entry']];
   } else {
