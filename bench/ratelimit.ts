@@ -16,7 +16,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { pino } from 'pino';
@@ -24,22 +23,10 @@ import { Registry } from 'prom-client';
 import { rateLimit } from '../service/middleware/rate-limit.js';
 import { createMetrics } from '../service/observability/metrics.js';
 import { createRateLimiter } from '../service/ratelimit/create-rate-limiter.js';
+import { autocannon } from './autocannon.js';
 
 type Variant = 'off' | 'on';
 
-/** The part of autocannon's result used here (the package ships no types; no @types dependency for one call). */
-interface AutocannonResult {
-  requests: { average: number };
-  latency: { p50: number; p99: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
-  url: string;
-  connections: number;
-  duration: number;
-}) => Promise<AutocannonResult>;
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? '50');

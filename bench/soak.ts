@@ -10,32 +10,11 @@
  * a fresh database is created and dropped. Exits 1 when memory is still growing at the end, or
  * when any request failed.
  */
-import { createRequire } from 'node:module';
 import { createTestDatabase } from '../test/support/database.js';
 import { parseMetrics, sumOf } from '../test/support/prometheus.js';
 import { startServiceProcess } from '../test/support/service-process.js';
+import { autocannon } from './autocannon.js';
 
-/** The part of autocannon's API used here (the package ships no types). */
-interface AutocannonRequest {
-  method: string;
-  path: string;
-  headers?: Record<string, string>;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest & { body?: string };
-}
-interface AutocannonResult {
-  requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate: number;
-  requests: AutocannonRequest[];
-}) => Promise<AutocannonResult>;
 
 function seconds(value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;

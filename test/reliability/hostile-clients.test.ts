@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { expect } from 'chai';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
+import type { TestDatabase } from '../support/database.js';
+import { startServiceOnFreshDatabase, startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 import { errorCode, postUser, problemErrors, send, sleep, type Reply } from './support.js';
 
 const HEADERS_TIMEOUT_MS = 2000;
@@ -59,14 +59,10 @@ describe('slow and hostile clients', function () {
   let db: TestDatabase;
   let service: ServiceProcess;
   before(async () => {
-    db = await createTestDatabase();
-    service = await startServiceProcess({
-      DATABASE_URL: db.url,
+    ({ db, service } = await startServiceOnFreshDatabase({
       HTTP_HEADERS_TIMEOUT: `${HEADERS_TIMEOUT_MS}ms`,
       HTTP_REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`,
-      RATE_LIMIT_RPS: '1000000',
-      RATE_LIMIT_BURST: '1000000',
-    });
+    }));
     expect((await postUser(service.port, { name: 'Ada', email: 'ada@example.com' })).status).to.equal(201);
   });
   after(async () => {

@@ -1,7 +1,7 @@
 import { Agent } from 'node:http';
 import { expect } from 'chai';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
+import type { TestDatabase } from '../support/database.js';
+import { startServiceOnFreshDatabase, type ServiceProcess } from '../support/service-process.js';
 import { errorCode, json, postUser, send, sleep, type Reply } from './support.js';
 
 const DRAIN_MS = 2000;
@@ -26,14 +26,10 @@ describe('shutdown under load', function () {
   let db: TestDatabase;
   let service: ServiceProcess;
   before(async () => {
-    db = await createTestDatabase();
-    service = await startServiceProcess({
-      DATABASE_URL: db.url,
+    ({ db, service } = await startServiceOnFreshDatabase({
       SHUTDOWN_DRAIN_DELAY: `${DRAIN_MS}ms`,
       SHUTDOWN_TIMEOUT: `${TIMEOUT_MS}ms`,
-      RATE_LIMIT_RPS: '1000000',
-      RATE_LIMIT_BURST: '1000000',
-    });
+    }));
   });
   after(async () => {
     await service.stop('SIGKILL');

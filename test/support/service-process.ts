@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 /** The repository root, whatever directory the tests are started from. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -81,4 +82,14 @@ export async function startServiceProcess(env: Record<string, string>, options: 
       return exited;
     },
   };
+}
+
+/**
+ * A fresh migrated database and the built service on it, for suites that fault the service
+ * itself. The limiter is out of the way (huge budget) unless `env` says otherwise.
+ */
+export async function startServiceOnFreshDatabase(env: Record<string, string>): Promise<{ db: TestDatabase; service: ServiceProcess }> {
+  const db = await createTestDatabase();
+  const service = await startServiceProcess({ RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: db.url });
+  return { db, service };
 }
