@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { LimiterHealth } from '../ratelimit/limiter.js';
-import { PROBLEM_CONTENT_TYPE } from '../middleware/problem.js';
+import { Problem, sendProblem } from '../middleware/problem.js';
 
 export interface ProbeDeps {
   /** Resolves when the database answers; must settle within about a second. */
@@ -30,22 +30,14 @@ export function probesRouter({ pingDatabase, limiterHealth, isDraining }: ProbeD
       () => 'ok' as const,
       () => 'failed' as const,
     );
-    checks.redis = limiterHealth() === 'ok' ? 'ok' : limiterHealth();
+    checks.redis = limiterHealth();
     const failed = Object.entries(checks).filter(([, result]) => result === 'failed' || result === 'draining');
     if (failed.length === 0) {
       ctx.body = { status: 'ready', checks };
       return;
     }
-    ctx.status = 503;
-    ctx.type = PROBLEM_CONTENT_TYPE;
-    ctx.body = {
-      type: 'https://github.com/example/users-service/blob/main/docs/problems.md#not-ready',
-      title: 'Not ready',
-      status: 503,
-      detail: `Failed checks: ${failed.map(([name, result]) => `${name} (${result})`).join(', ')}.`,
-      instance: ctx.path,
-      checks,
-    };
+    const detail = `Failed checks: ${failed.map(([name, result]) => `${name} (${result})`).join(', ')}.`;
+    sendProblem(ctx, new Problem(503, 'not-ready', 'Not ready', detail, { checks }));
   });
 
   return router;

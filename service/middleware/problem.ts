@@ -7,7 +7,7 @@ import { requestLog } from './request-id.js';
  * RFC 9457 problem details: the one error format of this API. Each kind has a stable `type` URI
  * that documents it (docs/problems.md).
  */
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const PROBLEM_DOCS = 'https://github.com/example/users-service/blob/main/docs/problems.md';
 
 export interface FieldError {
