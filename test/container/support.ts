@@ -19,6 +19,7 @@ interface ChartValues {
   resources: { limits: { memory: string } };
   securityContext: { runAsUser: number; runAsGroup: number };
   tmpSizeLimit: string;
+  nodeOptions: string;
   shutdown: { preStopSleepSeconds: number; drainDelaySeconds: number; timeoutSeconds: number; terminationGracePeriodSeconds: number };
 }
 
@@ -50,8 +51,9 @@ export function chartFlags(): string[] {
   ];
 }
 
+/** The environment as `--env` flags, on top of what the chart's ConfigMap always sets (the heap cap). */
 export function envFlags(env: Record<string, string>): string[] {
-  return Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
+  return Object.entries({ NODE_OPTIONS: chart.nodeOptions, ...env }).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
 }
 
 export interface RunResult {
