@@ -199,8 +199,9 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
-{{/* Args the Rollout passes to both AnalysisTemplates. */}}
+{{/* Args the Rollout passes to the AnalysisTemplates: the Prometheus queries' scope (none without them). */}}
 {{- define "users-service.analysisArgs" -}}
+{{- if .Values.metrics.serviceMonitor.enabled }}
 - name: service-name
   value: {{ include "users-service.metricsServiceName" . }}
 - name: namespace
@@ -208,6 +209,7 @@ seccompProfile:
 - name: pod-template-hash
   valueFrom:
     podTemplateHashValue: Latest
+{{- end }}
 {{- end }}
 
 {{/*
