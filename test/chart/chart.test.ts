@@ -827,14 +827,22 @@ describe('Helm chart users-service', function () {
       const spec = asObj(policy.spec);
       expect(spec.validationFailureAction).to.equal('Enforce');
       const rule = asArr(spec.rules)[0]!;
-      const vi = asArr(rule.verifyImages)[0]!;
-      expect(vi.imageReferences).to.deep.equal(['*']);
-      expect(vi).to.include({ required: true, verifyDigest: true });
-      const keyless = asObj(asArr(asArr(vi.attestors)[0]!.entries)[0]!.keyless);
-      expect(keyless.subject).to.equal('https://github.com/example/users-service/.github/workflows/ci.yaml@refs/heads/main');
-      expect(keyless.issuer).to.equal('https://token.actions.githubusercontent.com');
-      expect(asArr(vi.attestations).map((a) => a.type)).to.deep.equal(['https://slsa.dev/provenance/v1', 'https://cyclonedx.org/bom']);
-      expect(JSON.stringify(asArr(vi.attestations)[0]!.conditions)).to.include('https://github.com/example/users-service');
+      expect(asArr(asObj(rule.match).any).map((m) => asObj(m.resources).kinds)).to.deep.equal([['Pod']]);
+      const verify = asArr(rule.verifyImages);
+      expect(verify.map((v) => v.type)).to.deep.equal(['Cosign', 'SigstoreBundle']);
+      const attestations: Record<string, Obj> = {};
+      for (const vi of verify) {
+        expect(vi.imageReferences, 'every image, whatever its registry').to.deep.equal(['*']);
+        expect(vi).to.include({ required: true, verifyDigest: true });
+        for (const attestor of [...asArr(vi.attestors), ...asArr(vi.attestations).flatMap((a) => asArr(a.attestors))]) {
+          const keyless = asObj(asArr(attestor.entries)[0]!.keyless);
+          expect(keyless.subject).to.equal('https://github.com/example/users-service/.github/workflows/ci.yaml@refs/heads/main');
+          expect(keyless.issuer).to.equal('https://token.actions.githubusercontent.com');
+        }
+        for (const a of asArr(vi.attestations)) attestations[String(a.type)] = a;
+      }
+      expect(Object.keys(attestations).sort()).to.deep.equal(['https://cyclonedx.org/bom', 'https://slsa.dev/provenance/v1']);
+      expect(JSON.stringify(attestations['https://slsa.dev/provenance/v1']!.conditions)).to.include('"value":"https://github.com/example/users-service"');
     });
     it('the vendored-schema validator reports an unknown field (negative control)', async () => {
       const policy = structuredClone(byKind(await get('env/production.yaml'), 'Policy')[0]!);
