@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parse as parseYaml } from 'yaml';
-import { chartDir, describe as name, envFiles, helmFails, lintChart, renderChart, validateObject } from './render.js';
+import { chartDir, describe as name, helmFails, lintChart, renderChart, validateObject } from './render.js';
 import { repoRoot } from '../../scripts/k8s-tools.js';
 import type { K8sObject } from './render.js';
 
@@ -505,7 +505,7 @@ describe('Helm chart users-service', function () {
       it('NetworkPolicies name no port: every port is a number', () => {
         const named: string[] = [];
         const walk = (v: unknown, at: string): void => {
-          if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
+          if (Array.isArray(v)) v.forEach((x, i) => { walk(x, `${at}[${i}]`); });
           else if (v !== null && typeof v === 'object') {
             for (const [k, x] of Object.entries(v)) {
               if ((k === 'port' || k === 'endPort') && typeof x !== 'number') named.push(`${at}.${k}=${JSON.stringify(x)}`);
