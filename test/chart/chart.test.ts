@@ -676,7 +676,12 @@ describe('Helm chart users-service', function () {
       expect(cmName(b), 'new config, new name: old pods keep the old one').to.not.equal(cmName(a));
       expect(cmName(c2), 'same config, same name').to.equal(cmName(a));
       const cm = configOf(a, workloadOf(a))!;
-      expect(cm.metadata.annotations).to.include({ 'argocd.argoproj.io/sync-options': 'Prune=false', 'helm.sh/resource-policy': 'keep' });
+      expect(cm.metadata.annotations).to.include({
+        'argocd.argoproj.io/sync-options': 'Prune=false',
+        // A superseded ConfigMap must not keep the app OutOfSync (self-heal would sync for ever).
+        'argocd.argoproj.io/compare-options': 'IgnoreExtraneous',
+        'helm.sh/resource-policy': 'keep',
+      });
       expect(cm.immutable).to.equal(true);
     });
 
