@@ -6,7 +6,8 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDependencies } from './dependencies.js';
 import { createLogger } from './observability/logger.js';
-import { boundPort, listen, shutdown } from './server.js';
+import { boundPort, listen } from './server/listen.js';
+import { shutdown } from './server/shutdown.js';
 
 function readConfig(): Config {
   try {

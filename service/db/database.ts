@@ -1,8 +1,15 @@
 import knexFactory, { type Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { PoolStats } from '../observability/metrics.js';
 import { redactUrl } from '../observability/logger.js';
+
+/** A snapshot of the connection pool, read when Prometheus scrapes (never on the request path). */
+export interface PoolStats {
+  used: number;
+  free: number;
+  pendingAcquires: number;
+  max: number;
+}
 
 export interface Database {
   knex: Knex;

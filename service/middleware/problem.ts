@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { DependencyUnavailableError } from '../errors.js';
+import type { FieldError } from '../openapi/contract.js';
 import { requestLog } from './request-id.js';
 
 /**
@@ -9,11 +10,6 @@ import { requestLog } from './request-id.js';
  */
 const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const PROBLEM_DOCS = 'https://github.com/example/users-service/blob/main/docs/problems.md';
-
-export interface FieldError {
-  field: string;
-  message: string;
-}
 
 export class Problem extends Error {
   constructor(

@@ -1,18 +1,10 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import type { PoolStats } from '../db/database.js';
+import { RATE_LIMIT_OUTCOMES } from '../ratelimit/limiter.js';
 
 /** Latency buckets for an API whose p99 should sit between a few and a few hundred milliseconds. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const DB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-
-/** A snapshot of the connection pool, read when Prometheus scrapes (never on the request path). */
-export interface PoolStats {
-  used: number;
-  free: number;
-  pendingAcquires: number;
-  max: number;
-}
-
-export type RateLimitOutcome = 'allowed' | 'limited' | 'fallback_allowed' | 'fallback_limited';
 
 /**
  * Every metric the service publishes, registered on the registry it is given (never the global one),
@@ -109,13 +101,13 @@ export function createMetrics(registry: Registry) {
       labelNames: ['route'] as const,
       registers: [registry],
     }),
-    /** Gives the pool gauges their source once the database exists. */
+    /** Gives the pool gauges their source once the database exists; read at scrape time, never on the request path. */
     observePool(read: () => PoolStats): void {
       readPool = read;
     },
   };
   // Every outcome exists from the first scrape, so rate() and absent() behave from the start.
-  for (const outcome of ['allowed', 'limited', 'fallback_allowed', 'fallback_limited'] as const) {
+  for (const outcome of RATE_LIMIT_OUTCOMES) {
     metrics.rateLimitDecisions.inc({ outcome }, 0);
   }
   return metrics;

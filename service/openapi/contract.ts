@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
-import type { FieldError } from '../middleware/problem.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext the callable sits on `.default`.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-type JsonSchema = Record<string, unknown>;
+export type JsonSchema = Record<string, unknown>;
 
 interface ParameterObject {
   name: string;
@@ -29,6 +28,12 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, JsonSchema>; parameters: Record<string, ParameterObject> };
 }
 
+/** One way a request breaks the contract: which field, and what is wrong with it. The HTTP layer maps these onto its 400. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
 /** Checks one part of a request; returns the coerced value or the field errors. */
 export type InputValidator = (input: unknown) => { ok: true; value: Record<string, unknown> } | { ok: false; errors: FieldError[] };
 
@@ -39,6 +44,13 @@ export interface OperationValidators {
   body?: InputValidator;
 }
 
+/** An ajv for the contract's dialect (JSON Schema 2020-12, as OpenAPI 3.1 uses) with its formats (email, date-time). */
+export function contractAjv(options: Options): Ajv2020 {
+  const ajv = new Ajv2020(options);
+  addFormats(ajv);
+  return ajv;
+}
+
 const SPEC_URL = new URL('./openapi.yaml', import.meta.url);
 
 /** Reads the contract that sits next to this module (copied into dist/ by the build). */
@@ -47,7 +59,7 @@ export function loadOpenApi(): OpenApiDocument {
 }
 
 /** OpenAPI's `#/components/schemas/X` references, rewritten to `#/$defs/X` so each validator is self-contained. */
-function withDefs(doc: OpenApiDocument, schema: JsonSchema): JsonSchema {
+export function withDefs(doc: OpenApiDocument, schema: JsonSchema): JsonSchema {
   const rewrite = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(rewrite);
     if (value === null || typeof value !== 'object') return value;
@@ -63,7 +75,7 @@ function withDefs(doc: OpenApiDocument, schema: JsonSchema): JsonSchema {
 }
 
 /** One error per field (the first ajv found): `name` breaking minLength and pattern is one problem to fix. */
-function fieldErrors(errors: ErrorObject[] | null | undefined, prefix = ''): FieldError[] {
+export function fieldErrors(errors: ErrorObject[] | null | undefined, prefix = ''): FieldError[] {
   const all = (errors ?? []).map((error) => {
     const path = error.instancePath.split('/').filter(Boolean).join('.');
     const child =
@@ -105,8 +117,8 @@ function toValidator(validate: ValidateFunction, prefix?: string): InputValidato
  * validator coerces; bodies are JSON and must already have the right types.
  */
 export function compileValidators(doc: OpenApiDocument): Map<string, OperationValidators> {
-  const paramsAjv = addFormats(new Ajv2020({ allErrors: true, coerceTypes: true, useDefaults: true, strict: true }));
-  const bodyAjv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
+  const paramsAjv = contractAjv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: true });
+  const bodyAjv = contractAjv({ allErrors: true, strict: true });
   const resolveParameter = (p: ParameterObject | { $ref: string }): ParameterObject =>
     '$ref' in p ? (doc.components.parameters[p.$ref.split('/').pop() ?? ''] as ParameterObject) : p;
 
@@ -130,32 +142,4 @@ export function compileValidators(doc: OpenApiDocument): Map<string, OperationVa
     }
   }
   return validators;
-}
-
-/** Response-side validators, for tests: the schema of `status` for `operationId`, by content type. */
-export function compileResponseValidator(doc: OpenApiDocument) {
-  const ajv = addFormats(new Ajv2020({ allErrors: true, strict: false }));
-  const cache = new Map<string, ValidateFunction>();
-  return (operationId: string, status: number, contentType: string, body: unknown): string[] => {
-    const operation = Object.values(doc.paths)
-      .flatMap((ops) => Object.values(ops))
-      .find((op) => op.operationId === operationId);
-    if (!operation) return [`unknown operation ${operationId}`];
-    let response = operation.responses[String(status)] as { $ref?: string; content?: Record<string, { schema: JsonSchema }> } | undefined;
-    if (response?.$ref) {
-      const name = response.$ref.split('/').pop() ?? '';
-      response = (doc.components as unknown as { responses: Record<string, typeof response> }).responses[name];
-    }
-    if (!response) return [`${operationId} does not document status ${status}`];
-    const media = contentType.split(';')[0]?.trim() ?? '';
-    const schema = response.content?.[media]?.schema;
-    if (!schema) return [`${operationId} ${status} does not document content type ${media}`];
-    const key = `${operationId} ${status} ${media}`;
-    let validate = cache.get(key);
-    if (!validate) {
-      validate = ajv.compile(withDefs(doc, schema));
-      cache.set(key, validate);
-    }
-    return validate(body) ? [] : fieldErrors(validate.errors).map((e) => `${e.field} ${e.message}`);
-  };
 }

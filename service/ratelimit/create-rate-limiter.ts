@@ -90,13 +90,13 @@ export function createRateLimiter(options: CreateRateLimiterOptions): RateLimite
       { rateLimit: policy },
       'REDIS_URL is not set: rate limiting in-process only, so each replica admits the full rate on its own',
     );
-    return new CountedLocalLimiter(new LocalLimiter({ policy, health: 'disabled' }), hooks);
+    return new CountedLocalLimiter(new LocalLimiter({ policy }), hooks);
   }
   const redis = new Redis(redisUrl, limiterRedisOptions(redisTimeoutMs));
   const limiter = new FallbackLimiter({
     redis,
     remote: new RedisLimiter({ redis, policy, keyPrefix }),
-    local: new LocalLimiter({ policy, health: 'degraded' }),
+    local: new LocalLimiter({ policy }),
     log,
     hooks,
   });

@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { RateLimitOutcome } from '../observability/metrics.js';
-import type { LimiterHealth, RateLimitDecision, RateLimiter, RateLimitPolicy } from './limiter.js';
+import type { LimiterHealth, RateLimitDecision, RateLimiter, RateLimitOutcome, RateLimitPolicy } from './limiter.js';
 import type { LocalLimiter } from './local-limiter.js';
 import type { RedisLimiter } from './redis-limiter.js';
 

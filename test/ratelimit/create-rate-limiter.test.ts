@@ -4,7 +4,7 @@ import { SHARED_REDIS_URL, startLimitedApp, uniqueKeyPrefix, waitFor, get } from
 
 describe('choosing and configuring the limiter', () => {
   it('runs in-process only, reported as disabled, with one warning at start when REDIS_URL is unset', async () => {
-    const app = await startLimitedApp({ redisUrl: undefined, policy: { rps: 5, burst: 2 } });
+    const app = await startLimitedApp({ redisUrl: undefined, policy: { rps: 0.1, burst: 2 } });
     try {
       expect(app.limiter.health()).to.equal('disabled');
       expect(app.logs.filter((l) => l.level === 'warn')).to.have.length(1);

@@ -8,9 +8,9 @@ import { Registry } from 'prom-client';
 import { rateLimit } from '../../service/middleware/rate-limit.js';
 import { problemDetails } from '../../service/middleware/problem.js';
 import { createLogger } from '../../service/observability/logger.js';
-import { createMetrics, type Metrics, type RateLimitOutcome } from '../../service/observability/metrics.js';
+import { createMetrics, type Metrics } from '../../service/observability/metrics.js';
 import { createRateLimiter } from '../../service/ratelimit/create-rate-limiter.js';
-import type { RateLimiter, RateLimitPolicy } from '../../service/ratelimit/limiter.js';
+import type { RateLimiter, RateLimitOutcome, RateLimitPolicy } from '../../service/ratelimit/limiter.js';
 
 /** The machine's Redis (CI provides one); override with TEST_REDIS_URL. */
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -88,9 +88,10 @@ describe('slow and hostile clients', function () {
     expect(Math.min(...times), 'not before it').to.be.at.least(HEADERS_TIMEOUT_MS - 100);
     expect(replies.filter((r) => typeof r === 'string' || r.status !== 200 || r.ms > 1000)).to.deep.equal([]);
     expect(replies.length).to.be.at.least(5);
-    const answered = clients.filter((c) => c.received !== '').map((c) => parseRaw(c.received));
-    expect(answered.map((r) => r.status)).to.satisfy((s: number[]) => s.every((x) => x === 408));
-    expect(answered.flatMap(problemErrors)).to.deep.equal([]);
+    // Every client, not only those that got something: a server hanging up without a word fails here.
+    const answers = clients.map((c) => parseRaw(c.received));
+    expect(answers.map((r) => r.status), 'each slowloris client is told 408 before the hang-up').to.deep.equal(clients.map(() => 408));
+    expect(answers.flatMap(problemErrors)).to.deep.equal([]);
   });
 
   it('cuts off slow bodies at HTTP_REQUEST_TIMEOUT while others are served', async () => {
@@ -120,7 +121,8 @@ describe('slow and hostile clients', function () {
     const reply = parseRaw(received);
     console.log(`      Content-Length 100 MB: ${reply.status} after ${Math.round(ms)} ms, 1 KB sent`);
     expect(reply.status).to.equal(413);
-    expect(ms).to.be.below(1000);
+    // Generous for a loaded machine, and still well short of the 3 s HTTP_REQUEST_TIMEOUT a server reading the body would wait for.
+    expect(ms).to.be.below(2500);
   });
 
   it('stops reading a chunked body at the limit with 413', async () => {
@@ -148,7 +150,8 @@ describe('slow and hostile clients', function () {
 
   it('survives a flood of 3000 idle and half-open connections and keeps serving', async () => {
     const sockets: Socket[] = [];
-    const answered = new Set<Socket>();
+    /** The sockets that sent a whole request, with the status line each has received so far. */
+    const answered = new Map<Socket, () => string>();
     let failedToOpen = 0;
     for (let batch = 0; batch < 30; batch++) {
       await Promise.all(
@@ -166,15 +169,19 @@ describe('slow and hostile clients', function () {
           // A third send nothing, a third half a request line, a third a whole request, then stay.
           if (i % 3 === 1) socket.write('GET /api/us');
           if (i % 3 === 2) {
+            let head = '';
+            socket.on('data', (chunk: Buffer) => { if (head.length < 12) head += chunk.toString('latin1'); });
             socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
-            answered.add(socket);
+            answered.set(socket, () => head.slice(0, 12));
           }
           sockets.push(socket);
         }),
       );
     }
-    const during = await send(service.port, { path: '/api/users?limit=1', timeoutMs: 5000 });
-    const health = await send(service.port, { path: '/health', timeoutMs: 5000 });
+    // Failures become their error codes, so the report below says what went wrong first.
+    const status = (reply: Promise<Reply>) => reply.then((r) => ({ status: r.status, ms: r.ms }), (err: unknown) => ({ status: errorCode(err), ms: NaN }));
+    const during = await status(send(service.port, { path: '/api/users?limit=1', timeoutMs: 5000 }));
+    const health = await status(send(service.port, { path: '/health', timeoutMs: 5000 }));
     const floodEnd = performance.now();
     const isOpen = (s: Socket) => !s.destroyed && s.readyState === 'open';
     // Silent and stalled connections are closed by the server; answered keep-alive ones stay (HTTP_KEEPALIVE_TIMEOUT).
@@ -185,9 +192,12 @@ describe('slow and hostile clients', function () {
     const stalledOpen = stalled();
     for (const socket of sockets) socket.destroy();
     await sleep(200);
-    const afterwards = await send(service.port, { path: '/api/users?limit=1' });
+    const afterwards = await status(send(service.port, { path: '/api/users?limit=1' }));
     console.log(`      flood: ${sockets.length} sockets opened (${failedToOpen} failed), API ${during.status} in ${Math.round(during.ms)} ms meanwhile; silent and stalled ones all closed ${stalledClosedAfterMs} ms after the flood (${stalledOpen} left), ${open} answered keep-alive ones open`);
     expect(service.child.exitCode).to.equal(null);
+    expect(failedToOpen, 'every one of the 3000 connections was accepted').to.equal(0);
+    expect(sockets).to.have.length(3000);
+    expect([...answered.values()].map((status) => status()), 'each whole request in the flood answered').to.deep.equal([...answered.values()].map(() => 'HTTP/1.1 200'));
     expect(stalledOpen, 'silent and stalled connections closed after the headers timeout').to.equal(0);
     expect(stalledClosedAfterMs).to.be.below(HEADERS_TIMEOUT_MS + 3000);
     expect(during.status).to.equal(200);

@@ -7,7 +7,7 @@ import { openDependencies } from '../../service/dependencies.js';
 import { createLogger } from '../../service/observability/logger.js';
 import type { Metrics } from '../../service/observability/metrics.js';
 import type { RateLimiter } from '../../service/ratelimit/limiter.js';
-import { boundPort, listen } from '../../service/server.js';
+import { boundPort, listen } from '../../service/server/listen.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {

@@ -13,16 +13,16 @@ export interface TestDatabase {
 
 /**
  * A fresh, migrated database per suite, dropped afterwards: runs never see each other's rows,
- * and the migrations themselves are exercised on every run.
+ * and the migrations themselves are exercised on every run. `migrate: false` leaves it empty.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase({ migrate = true }: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `users_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = knexFactory({ client: 'pg', connection: ADMIN_URL, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   const knex = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 4 } });
-  await migrateLatest(knex, { advisoryLock: true });
+  if (migrate) await migrateLatest(knex, { advisoryLock: true });
   return {
     url: url.toString(),
     knex,

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { compileResponseValidator, loadOpenApi } from '../../service/openapi/contract.js';
+import { loadOpenApi } from '../../service/openapi/contract.js';
+import { compileResponseValidator } from '../../service/openapi/response-validator.js';
 
 const doc = loadOpenApi();
 const check = compileResponseValidator(doc);
