@@ -223,12 +223,22 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
     it('signs the digest keylessly with cosign (GitHub OIDC) and verifies it as the cluster will', () => {
       stepOf('build', 'sigstore/cosign-installer');
       const sign = steps('build').find((s) => str(s.run).includes('cosign sign'))!;
-      expect(runLines(sign)).to.include('cosign sign --yes "$IMAGE"');
-      expect(str(sign.run)).to.not.match(/--key\b/);
+      // Classic layout (.sig/.att tags), the one the chart's Kyverno policy verifies.
+      expect(runLines(sign)).to.deep.equal(['cosign sign --yes --new-bundle-format=false --use-signing-config=false "$IMAGE"']);
       const verify = steps('build').find((s) => str(s.run).includes('cosign verify '))!;
       expect(asObj(verify.env).IDENTITY).to.equal('https://github.com/${{ github.repository }}/.github/workflows/ci.yaml@refs/heads/main');
-      expect(str(verify.run)).to.include('--certificate-oidc-issuer https://token.actions.githubusercontent.com');
+      expect(str(verify.run)).to.include('--certificate-identity "$IDENTITY" --certificate-oidc-issuer https://token.actions.githubusercontent.com');
+      expect(str(verify.run)).to.not.include('-regexp');
+      for (const type of ['slsaprovenance1', 'cyclonedx']) expect(str(verify.run)).to.include(`cosign verify-attestation "\${flags[@]}" --type ${type} "$IMAGE"`);
       expect(indexOf(verify)).to.be.greaterThan(indexOf(sign));
+      // The identity the workflow signs with is the one the chart's admission policy admits.
+      const signer = asObj(asObj(asObj(readYaml('chart/users-service/values.yaml')).admission).signer);
+      if (Object.keys(signer).length > 0) {
+        // The repository the CI role trusts (infra/) is the one the certificate names.
+        const repo = /githubRepository: '([\w.-]+\/[\w.-]+)'/.exec(readText('infra/lib/config.ts'))?.[1];
+        expect(signer.subject).to.equal(`https://github.com/${repo!}/.github/workflows/${path.basename(WORKFLOW)}@refs/heads/main`);
+        expect(signer.issuer).to.equal('https://token.actions.githubusercontent.com');
+      }
     });
 
     it('attests SLSA build provenance and a CycloneDX SBOM of the image on the digest, pushed to the registry', () => {
@@ -241,8 +251,15 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       const producer = steps('build').find((s) => withOf(s).output === file)!;
       expect(withOf(producer), 'the SBOM is generated from the pushed digest').to.include({ format: 'cyclonedx', 'image-ref': IMAGE_BY_DIGEST });
       expect(indexOf(producer)).to.be.lessThan(indexOf(sbom));
+      // The same statements as cosign attestations for the admission policy: GitHub's provenance predicate, the SBOM.
       const cosignAttest = steps('build').find((s) => str(s.run).includes('cosign attest'))!;
-      expect(runLines(cosignAttest)).to.include(`cosign attest --yes --type cyclonedx --predicate ${file} "$IMAGE"`);
+      expect(asObj(cosignAttest.env).BUNDLE).to.equal(`\${{ steps.${str(prov.id)}.outputs.bundle-path }}`);
+      const classic = 'cosign attest --yes --new-bundle-format=false --use-signing-config=false';
+      expect(runLines(cosignAttest)).to.include.members([
+        `${classic} --type slsaprovenance1 --predicate provenance.json "$IMAGE"`,
+        `${classic} --type cyclonedx --predicate ${file} "$IMAGE"`,
+      ]);
+      expect(indexOf(cosignAttest)).to.be.greaterThan(indexOf(prov));
     });
   });
 
