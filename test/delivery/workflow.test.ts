@@ -57,6 +57,23 @@ function dependencyCodeOf(id: string): string[] {
   return out;
 }
 
+/** Jobs whose token may push to the repository (the staging deploy). */
+const repositoryWriters = (): string[] => Object.keys(jobs).filter((id) => asObj(job(id).permissions).contents === 'write');
+
+/** The repository files an Argo CD Application reads as Helm values (single source, or `$ref/` of a multi-source one). */
+function valueFilesOf(rel: string): string[] {
+  const spec = asObj(readManifests(rel)[0]!.spec);
+  const sources = spec.sources === undefined ? [asObj(spec.source)] : asObjArr(spec.sources);
+  const refs = new Set(sources.map((s) => str(s.ref)).filter((r) => r !== ''));
+  return sources.flatMap((src) =>
+    asArr(asObj(src.helm).valueFiles).map((f) => {
+      const ref = /^\$([\w-]+)\/(.*)$/.exec(str(f));
+      if (ref && refs.has(ref[1]!)) return path.normalize(ref[2]!);
+      return path.relative(repoRoot, path.resolve(repoRoot, str(src.path), str(f)));
+    }),
+  );
+}
+
 /** What .ci/run runs: `npm test` / `npm run <script>`, with the directory it runs in. */
 function ciRunSuites(): string[] {
   const suites: string[] = [];
@@ -270,13 +287,16 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(wf.permissions).to.deep.equal({ contents: 'read' });
     });
 
-    it('only the release job gets an OIDC token and attestations, only the staging deploy may write to the repository', () => {
+    it('only the release job gets an OIDC token and attestations, only the staging deploy after it may write to the repository', () => {
       for (const [id, j] of Object.entries(jobs)) {
         const perms = asObj(asObj(j).permissions);
         expect(perms['id-token'] === 'write', `${id} id-token`).to.equal(id === 'build');
         expect(perms.attestations === 'write', `${id} attestations`).to.equal(id === 'build');
-        expect(perms.contents === 'write', `${id} contents: write`).to.equal(id === 'update-staging-tag');
       }
+      const writers = repositoryWriters();
+      expect(writers, 'jobs with contents: write').to.have.length(1);
+      expect(asArr(job(writers[0]!).needs)).to.include('build');
+      expect(str(job(writers[0]!).if)).to.include("github.ref == 'refs/heads/main'");
     });
 
     it('no job that runs dependency code holds a credential', () => {
@@ -300,7 +320,7 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
     });
 
     it('checkout leaves no token behind in jobs that run code (persist-credentials: false)', () => {
-      for (const id of Object.keys(jobs).filter((x) => x !== 'update-staging-tag')) {
+      for (const id of Object.keys(jobs).filter((x) => !repositoryWriters().includes(x))) {
         expect(withOf(stepOf(id, 'actions/checkout'))['persist-credentials'], id).to.equal(false);
       }
     });
@@ -383,15 +403,13 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
     });
 
     it('staging is deployed only after the release job, into a file the staging Application reads; production never by CI', () => {
-      const writers = Object.keys(jobs).filter((id) => asObj(job(id).permissions).contents === 'write');
+      const writers = repositoryWriters();
       expect(writers).to.have.length(1);
-      const deploy = job(writers[0]!);
-      expect(asArr(deploy.needs)).to.include('build');
-      const written = [...new Set([...text.matchAll(/argocd\/staging\/[\w.-]+\.yaml/g)].map((m) => m[0]))].filter((f) => !f.endsWith('application.yaml'));
+      expect(asArr(job(writers[0]!).needs)).to.include('build');
+      const deployText = JSON.stringify(job(writers[0]!));
+      const written = [...new Set([...deployText.matchAll(/argocd\/staging\/[\w.-]+\.yaml/g)].map((m) => m[0]))].filter((f) => !f.endsWith('application.yaml'));
       expect(written.length).to.be.at.least(1);
-      const app = readManifests('argocd/staging/application.yaml')[0]!;
-      const src = asObj(asObj(app.spec).source);
-      const files = asArr(asObj(src.helm).valueFiles).map((f) => path.relative(repoRoot, path.resolve(repoRoot, str(src.path), str(f))));
+      const files = valueFilesOf('argocd/staging/application.yaml');
       for (const f of written) expect(files, f).to.include(f);
       expect(text).to.not.match(/argocd\/production\//);
     });
