@@ -248,14 +248,17 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(str(verify.run)).to.not.include('-regexp');
       for (const type of ['slsaprovenance1', 'cyclonedx']) expect(str(verify.run)).to.include(`cosign verify-attestation "\${flags[@]}" --type ${type} "$IMAGE"`);
       expect(indexOf(verify)).to.be.greaterThan(indexOf(sign));
-      // The identity the workflow signs with is the one the chart's admission policy admits.
+    });
+
+    it('signs with the identity the chart\'s admission policy admits', function () {
       const signer = asObj(asObj(asObj(readYaml('chart/users-service/values.yaml')).admission).signer);
-      if (Object.keys(signer).length > 0) {
-        // The repository the CI role trusts (infra/) is the one the certificate names.
-        const repo = /githubRepository: '([\w.-]+\/[\w.-]+)'/.exec(readText('infra/lib/config.ts'))?.[1];
-        expect(signer.subject).to.equal(`https://github.com/${repo!}/.github/workflows/${path.basename(WORKFLOW)}@refs/heads/main`);
-        expect(signer.issuer).to.equal('https://token.actions.githubusercontent.com');
-      }
+      // Pending, not passing, until the chart has an admission policy to agree with.
+      if (Object.keys(signer).length === 0) this.skip();
+      // The repository the CI role trusts (infra/) is the one the certificate names.
+      const repo = /githubRepository: '([\w.-]+\/[\w.-]+)'/.exec(readText('infra/lib/config.ts'))?.[1];
+      expect(repo).to.be.a('string');
+      expect(signer.subject).to.equal(`https://github.com/${repo!}/.github/workflows/${path.basename(WORKFLOW)}@refs/heads/main`);
+      expect(signer.issuer).to.equal('https://token.actions.githubusercontent.com');
     });
 
     it('attests SLSA build provenance and a CycloneDX SBOM of the image on the digest, pushed to the registry', () => {
