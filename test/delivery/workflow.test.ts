@@ -405,7 +405,7 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(wfEnv.ECR_REGISTRY).to.include(`.ecr.${wfEnv.AWS_REGION!}.`);
     });
 
-    it('staging is deployed only after the release job, into a file the staging Application reads; production never by CI', () => {
+    it('staging is deployed only after the release job, into a file the staging Application reads; production never pushed by CI', () => {
       const writers = repositoryWriters();
       expect(writers).to.have.length(1);
       expect(asArr(job(writers[0]!).needs)).to.include('build');
@@ -414,7 +414,12 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(written.length).to.be.at.least(1);
       const files = valueFilesOf('argocd/staging/application.yaml');
       for (const f of written) expect(files, f).to.include(f);
-      expect(text).to.not.match(/argocd\/production\//);
+      // Production changes reach main only through a reviewed pull request: no step that pushes to main touches them.
+      for (const id of Object.keys(jobs)) {
+        for (const s of steps(id).filter((x) => /git push\b[^\n]*\bHEAD:(?:refs\/heads\/)?main\b/.test(str(x.run)))) {
+          expect(str(s.run), `${id}: ${str(s.name)}`).to.not.match(/argocd\/production\/|chart\/users-service\/env\/production/);
+        }
+      }
     });
   });
 });
