@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { RefusalMemory } from '../service/ratelimit/refusals.js';
 import { rateLimit } from '../service/middleware/rate-limit.js';
 import { createMetrics } from '../service/observability/metrics.js';
 import { createRateLimiter } from '../service/ratelimit/create-rate-limiter.js';
@@ -56,7 +57,7 @@ function serve(variant: Variant): void {
     metrics,
     keyPrefix: `ratelimit-bench:${randomBytes(4).toString('hex')}:`,
   });
-  if (variant === 'on') app.use(rateLimit({ limiter, scope: 'client' }));
+  if (variant === 'on') app.use(rateLimit({ limiter, scope: 'client', refusals: new RefusalMemory() }));
   app.use((ctx) => {
     ctx.body = { id: 1, name: 'Ada Lovelace', email: 'ada@example.com' };
   });
