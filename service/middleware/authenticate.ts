@@ -22,25 +22,20 @@ export interface AuthenticateState extends AuthState, OperationState {
  * limiter answers it from its memory of refusals.
  */
 export function authenticate(verifier: TokenVerifier, refusals: RefusalMemory): Middleware<AuthenticateState> {
-  return async function authenticateMiddleware(ctx, next) {
-    if (ctx.state.operation?.scopes === undefined) return next();
-    const bearer = bearerToken(ctx.get('Authorization'));
-    if ('error' in bearer) {
-      ctx.state.authFailure = bearer.error;
-      return next();
-    }
+  async function identify(authorization: string, ip: string): Promise<Pick<AuthenticateState, 'principal' | 'authFailure'>> {
+    const bearer = bearerToken(authorization);
+    if ('error' in bearer) return { authFailure: bearer.error };
     const known = verifier.cached(bearer.token);
-    if (known) {
-      ctx.state.principal = known;
-    } else if (refusals.recall(addressLimitKey(ctx.ip))) {
-      ctx.state.authFailure = 'invalid_token';
-    } else {
-      try {
-        ctx.state.principal = await verifier.verify(bearer.token);
-      } catch (err) {
-        ctx.state.authFailure = err instanceof KeysUnavailableError ? 'unavailable' : 'invalid_token';
-      }
+    if (known) return { principal: known };
+    if (refusals.recall(addressLimitKey(ip))) return { authFailure: 'invalid_token' };
+    try {
+      return { principal: await verifier.verify(bearer.token) };
+    } catch (err) {
+      return { authFailure: err instanceof KeysUnavailableError ? 'unavailable' : 'invalid_token' };
     }
-    return next();
+  }
+  return async function authenticateMiddleware(ctx, next) {
+    if (ctx.state.operation?.scopes !== undefined) Object.assign(ctx.state, await identify(ctx.get('Authorization'), ctx.ip));
+    await next();
   };
 }

@@ -14,7 +14,10 @@ const REALM = 'realm="users-service"';
 export function authorize(outcomes: Counter<'outcome'>): Middleware<AuthenticateState> {
   return async function authorizeMiddleware(ctx, next) {
     const required = ctx.state.operation?.scopes;
-    if (required === undefined) return next();
+    if (required === undefined) {
+      await next();
+      return;
+    }
     const scope = `scope="${required.join(' ')}"`;
     const { principal, authFailure } = ctx.state;
     if (!principal) {
@@ -33,6 +36,6 @@ export function authorize(outcomes: Counter<'outcome'>): Middleware<Authenticate
       throw problems.insufficientScope(required);
     }
     outcomes.inc({ outcome: 'authenticated' });
-    return next();
+    await next();
   };
 }

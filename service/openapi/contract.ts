@@ -57,7 +57,7 @@ function lengthBeforePattern(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(lengthBeforePattern);
   if (value === null || typeof value !== 'object') return value;
   const entries = Object.entries(value).map(([key, inner]) => [key, lengthBeforePattern(inner)] as const);
-  const schema = Object.fromEntries(entries) as JsonSchema;
+  const schema: JsonSchema = Object.fromEntries(entries);
   if (typeof schema.pattern !== 'string' || typeof schema.maxLength !== 'number') return schema;
   const { pattern, ...rest } = schema;
   return { ...rest, if: { maxLength: schema.maxLength }, then: { pattern } };

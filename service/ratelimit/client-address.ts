@@ -26,8 +26,7 @@ export function clientAddressKey(ip: string): string {
   if (isIPv4(address)) return address;
   if (!isIPv6(address)) return address;
   const g = groups(address);
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-    return [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
-  }
+  const [, , , , , mapped = 0, high = 0, low = 0] = g;
+  if (g.slice(0, 5).every((x) => x === 0) && mapped === 0xffff) return [high >> 8, high & 255, low >> 8, low & 255].join('.');
   return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
 }

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import Provider from 'oidc-provider';
 
 /** The scopes of openapi.yaml; the test clients each get a subset. */
@@ -75,7 +75,7 @@ export class IdentityProvider {
         redirect_uris: [],
         response_types: [],
         scope: scopes.join(' '),
-        id_token_signed_response_alg: this.currentKey.jwk.alg,
+        id_token_signed_response_alg: this.currentKey.jwk.alg as 'ES256' | 'RS256',
       })),
       scopes: [...SCOPES],
       ttl: { ClientCredentials: 300 },
