@@ -2,7 +2,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { TokenVerifier } from './auth/token-verifier.js';
-import { ping, type Database } from './db/database.js';
+import type { Database } from './db/database.js';
 import { probesRouter } from './health/routes.js';
 import { accessLog } from './middleware/access-log.js';
 import { authenticate } from './middleware/authenticate.js';
@@ -37,9 +37,6 @@ export interface AppDeps {
   isDraining: () => boolean;
 }
 
-/** Readiness must answer within a second, whatever the pool is doing. */
-const READY_PING_TIMEOUT_MS = 900;
-
 /**
  * Builds the HTTP application from its dependencies. The middleware order below is the request
  * path, outermost first; it lives here and nowhere else.
@@ -55,7 +52,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
 
   const probes = probesRouter({
-    pingDatabase: () => ping(database.knex, READY_PING_TIMEOUT_MS),
+    pingDatabase: () => database.ping(),
     limiterHealth: () => rateLimiter.health(),
     isDraining,
   });
