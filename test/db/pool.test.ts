@@ -9,7 +9,7 @@ describe('database connections', () => {
 
     it('never hands its connection, statement still running, to the next query', async () => {
       const { knex } = suite.app.database;
-      const pid = async () => ((await knex.raw('select pg_backend_pid() as pid')) as { rows: { pid: number }[] }).rows[0]?.pid;
+      const pid = async () => (await knex.raw<{ rows: { pid: number }[] }>('select pg_backend_pid() as pid')).rows[0]?.pid;
       const first = await pid();
       // pg gives up after 200 ms; the server keeps sleeping for 3 s on that connection.
       let error: unknown;
