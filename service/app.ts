@@ -83,7 +83,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(matchOperation(operationMatcher(openapi)));
   app.use(privateResponses(tokenVerifier !== undefined));
   if (tokenVerifier) app.use(authenticate(tokenVerifier, refusals));
-  app.use(rateLimit({ limiter: rateLimiter, scope: config.rateLimit.scope, refusals }));
+  const limitedFromMemory = metrics.rateLimitDecisions.labels('limited');
+  app.use(rateLimit({ limiter: rateLimiter, scope: config.rateLimit.scope, refusals, onRecalledRefusal: () => { limitedFromMemory.inc(); } }));
   if (tokenVerifier) app.use(authorize(metrics.authOutcomes));
   app.use(users.routes());
   app.use(users.allowedMethods());

@@ -11,6 +11,8 @@ export interface RateLimitOptions {
   /** 'client': one bucket per authenticated client, else per address; 'global': one bucket. */
   scope: RateLimitScope;
   refusals: RefusalMemory;
+  /** Counts a refusal answered from memory (the limiter counts the decisions it takes itself). */
+  onRecalledRefusal: () => void;
 }
 
 /** The bucket of a request without a valid token: its address (IPv6 by /64), as the proxy trust resolves it. */
@@ -65,12 +67,14 @@ export function rateLimitField(decision: RateLimitDecision): string {
  * X-Forwarded-For cannot pick a fresh bucket. A refusal is remembered until its Retry-After, so a
  * client that keeps sending is answered without Redis.
  */
-export function rateLimit({ limiter, scope, refusals }: RateLimitOptions): Middleware<AuthState> {
+export function rateLimit({ limiter, scope, refusals, onRecalledRefusal }: RateLimitOptions): Middleware<AuthState> {
   const policyHeader = policyField(limiter.policy);
   return async function rateLimitMiddleware(ctx, next) {
     const { principal } = ctx.state;
     const key = scope === 'global' ? 'global' : principal ? `client:${principal.clientId}` : addressLimitKey(ctx.ip);
-    const decision = refusals.recall(key) ?? (await limiter.consume(key));
+    const recalled = refusals.recall(key);
+    if (recalled) onRecalledRefusal();
+    const decision = recalled ?? (await limiter.consume(key));
     ctx.set('RateLimit-Policy', policyHeader);
     ctx.set('RateLimit', rateLimitField(decision));
     if (!decision.allowed) {
