@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -45,6 +46,39 @@ describe('authentication while the identity provider is unreachable', () => {
     await idp.restart(keys);
     await sleep(COOLDOWN_MS);
     expect((await getUsers(token)).status).to.equal(200);
+  });
+});
+
+describe('authentication when the JWKS endpoint accepts connections but never answers', () => {
+  let db: TestDatabase;
+  let app: TestApp;
+  let blackhole: Server;
+  const sockets = new Set<Socket>();
+
+  before(async () => {
+    blackhole = createServer((socket) => { sockets.add(socket); });
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const { port } = blackhole.address() as AddressInfo;
+    db = await createTestDatabase();
+    app = await startTestApp(db.url, {
+      AUTH_ISSUER: 'https://issuer.example.test',
+      AUTH_AUDIENCE: 'users',
+      AUTH_JWKS_URL: `http://127.0.0.1:${port}/jwks`,
+      AUTH_JWKS_TIMEOUT: '500ms',
+    });
+  });
+  after(async () => {
+    await app.close();
+    await db.drop();
+    for (const socket of sockets) socket.destroy();
+    blackhole.close();
+  });
+
+  it('gives up after AUTH_JWKS_TIMEOUT and answers 503 instead of hanging', async () => {
+    const token = `${Buffer.from('{"alg":"ES256","typ":"at+jwt","kid":"k"}').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`;
+    const res = await call(`${app.baseUrl}/api/users`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).to.equal(503);
+    expect(sockets.size, 'the JWKS endpoint was asked').to.equal(1);
   });
 });
 
