@@ -195,10 +195,15 @@ describe('authentication: OAuth 2.0 bearer tokens from the issuer', () => {
     const fetchesBefore = idp.jwksRequests;
     // An unknown kid: one refetch at most (none within the cooldown of the last), then 401.
     await sleep(COOLDOWN_MS);
+    const floodStarted = performance.now();
     invalidToken(await getUsers(early));
-    // A flood of random kids right after costs no further fetch.
+    // A flood of random kids costs one fetch per cooldown, however many arrive (on a quiet machine
+    // the whole flood fits in one cooldown: exactly one fetch).
     for (let i = 0; i < 20; i++) invalidToken(await getUsers(await idp.forge({}, { key: { ...next, kid: `random-${i}` } })));
-    expect(idp.jwksRequests - fetchesBefore, 'JWKS fetches for 21 unknown kids').to.equal(1);
+    const cooldowns = Math.floor((performance.now() - floodStarted) / COOLDOWN_MS);
+    const fetches = idp.jwksRequests - fetchesBefore;
+    expect(fetches, 'JWKS fetches for 21 unknown kids').to.be.at.least(1).and.at.most(1 + cooldowns);
+    expect(fetches).to.be.below(21);
     // The rotation: the issuer now publishes (and signs with) the new key; the old one stays published.
     await idp.restart([next, old]);
     await sleep(COOLDOWN_MS);
