@@ -42,8 +42,8 @@ describe('rate limiting with authentication', () => {
 
   it('gives each client its own budget behind one address', async () => {
     const [reader, both] = [await idp.token('reader'), await idp.token('both')];
-    await Promise.all(Array.from({ length: 11 }, () => get(users(), from('203.0.113.5', reader))));
-    expect((await get(users(), from('203.0.113.5', reader))).status, 'reader spent').to.equal(429);
+    const spent = await Promise.all(Array.from({ length: 11 }, () => get(users(), from('203.0.113.5', reader))));
+    expect(spent.filter((r) => r.status === 429), 'reader spent').to.have.length(1);
     expect((await get(users(), from('203.0.113.5', both))).status, 'another client, same address').to.equal(200);
   });
 
@@ -54,10 +54,11 @@ describe('rate limiting with authentication', () => {
   });
 
   it('refuses an address that keeps sending bad tokens before checking any further signature', async () => {
+    const fresh = await idp.token('both');
     await Promise.all(Array.from({ length: 11 }, () => get(users(), from('203.0.113.10', 'not.a.token'))));
     // A valid token never seen before: verifying it would key the request to its client's fresh
     // budget and serve it; refused from the address's remembered refusal, it was never verified.
-    const unverified = await get(users(), from('203.0.113.10', await idp.token('both')));
+    const unverified = await get(users(), from('203.0.113.10', fresh));
     expect(unverified.status).to.equal(429);
     expect((await get(users(), from('203.0.113.11', await idp.token('both')))).status, 'the same client elsewhere').to.equal(200);
   });
