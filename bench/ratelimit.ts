@@ -23,6 +23,7 @@ import { Registry } from 'prom-client';
 import { rateLimit } from '../service/middleware/rate-limit.js';
 import { createMetrics } from '../service/observability/metrics.js';
 import { createRateLimiter } from '../service/ratelimit/create-rate-limiter.js';
+import { RefusalMemory } from '../service/ratelimit/refusals.js';
 import { autocannon } from './autocannon.js';
 
 type Variant = 'off' | 'on';
@@ -56,7 +57,7 @@ function serve(variant: Variant): void {
     metrics,
     keyPrefix: `ratelimit-bench:${randomBytes(4).toString('hex')}:`,
   });
-  if (variant === 'on') app.use(rateLimit({ limiter, scope: 'client' }));
+  if (variant === 'on') app.use(rateLimit({ limiter, scope: 'client', refusals: new RefusalMemory(), onRecalledRefusal: () => undefined }));
   app.use((ctx) => {
     ctx.body = { id: 1, name: 'Ada Lovelace', email: 'ada@example.com' };
   });

@@ -1,20 +1,26 @@
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { ping, type Database } from './db/database.js';
+import type { TokenVerifier } from './auth/token-verifier.js';
+import type { Database } from './db/database.js';
 import { probesRouter } from './health/routes.js';
 import { accessLog } from './middleware/access-log.js';
+import { authenticate } from './middleware/authenticate.js';
+import { authorize } from './middleware/authorize.js';
 import { closeConnectionsWhileDraining } from './middleware/drain.js';
 import { httpMetrics } from './middleware/http-metrics.js';
-import { problemDetails } from './middleware/problem.js';
+import { matchOperation } from './middleware/operation.js';
+import { privateResponses } from './middleware/private-responses.js';
+import { lastResort, problemDetails } from './middleware/problem.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { corsPolicy, securityHeaders } from './middleware/security.js';
 import type { Metrics } from './observability/metrics.js';
-import { metricsRouter } from './observability/metrics-route.js';
 import { compileValidators, type OpenApiDocument } from './openapi/contract.js';
+import { operationMatcher } from './openapi/operations.js';
 import { openApiRouter } from './openapi/route.js';
 import type { RateLimiter } from './ratelimit/limiter.js';
+import { RefusalMemory } from './ratelimit/refusals.js';
 import { KnexUsersRepository } from './users/knex-repository.js';
 import { usersRouter } from './users/routes.js';
 
@@ -25,19 +31,18 @@ export interface AppDeps {
   database: Database;
   rateLimiter: RateLimiter;
   openapi: OpenApiDocument;
+  /** Verifies bearer tokens; undefined when authentication is off. */
+  tokenVerifier: TokenVerifier | undefined;
   /** True once shutdown has begun: readiness fails and responses ask clients to reconnect elsewhere. */
   isDraining: () => boolean;
 }
-
-/** Readiness must answer within a second, whatever the pool is doing. */
-const READY_PING_TIMEOUT_MS = 900;
 
 /**
  * Builds the HTTP application from its dependencies. The middleware order below is the request
  * path, outermost first; it lives here and nowhere else.
  */
 export function createApp(deps: AppDeps): Koa {
-  const { config, log, metrics, database, rateLimiter, openapi, isDraining } = deps;
+  const { config, log, metrics, database, rateLimiter, openapi, tokenVerifier, isDraining } = deps;
   const app = new Koa();
   // Trust exactly as many X-Forwarded-For hops as there are proxies we run; a client's own header
   // beyond that is ignored, so it cannot choose its rate-limit bucket.
@@ -47,7 +52,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
 
   const probes = probesRouter({
-    pingDatabase: () => ping(database.knex, READY_PING_TIMEOUT_MS),
+    pingDatabase: () => database.ping(),
     limiterHealth: () => rateLimiter.health(),
     isDraining,
   });
@@ -58,7 +63,9 @@ export function createApp(deps: AppDeps): Koa {
     usersCreateConflicts: metrics.usersCreateConflicts,
   });
   const cors = corsPolicy(config.corsOrigins);
+  const refusals = new RefusalMemory();
 
+  app.use(lastResort(log));
   app.use(requestId(log));
   app.use(httpMetrics(metrics));
   app.use(accessLog(log));
@@ -66,12 +73,19 @@ export function createApp(deps: AppDeps): Koa {
   app.use(securityHeaders());
   if (cors) app.use(cors);
   app.use(problemDetails(log));
-  // Probes, scrapes and the contract come before the limiter: they are never refused.
-  for (const router of [probes, metricsRouter(metrics.registry), openApiRouter(openapi)]) {
+  // Probes and the contract come before the limiter: they are never refused. Metrics have their own port.
+  for (const router of [probes, openApiRouter(openapi)]) {
     app.use(router.routes());
     app.use(router.allowedMethods());
   }
-  app.use(rateLimit({ limiter: rateLimiter, scope: config.rateLimit.scope }));
+  // Everything else is limited, whatever its path. Authentication runs first because it picks the
+  // bucket (client or address); its verdict is given after the limiter, so failures spend budget too.
+  app.use(matchOperation(operationMatcher(openapi)));
+  app.use(privateResponses(tokenVerifier !== undefined));
+  if (tokenVerifier) app.use(authenticate(tokenVerifier, refusals));
+  const limitedFromMemory = metrics.rateLimitDecisions.labels('limited');
+  app.use(rateLimit({ limiter: rateLimiter, scope: config.rateLimit.scope, refusals, onRecalledRefusal: () => { limitedFromMemory.inc(); } }));
+  if (tokenVerifier) app.use(authorize(metrics.authOutcomes));
   app.use(users.routes());
   app.use(users.allowedMethods());
   return app;

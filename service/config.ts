@@ -6,8 +6,23 @@
 export type RateLimitScope = 'client' | 'global';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+export interface AuthConfig {
+  /** The token issuer (`iss`); its JWKS is found through OpenID discovery unless jwksUrl is set. */
+  issuer: string;
+  audience: string;
+  jwksUrl: string | undefined;
+  /** Longest wait for the identity provider's discovery document or JWKS. */
+  jwksTimeoutMs: number;
+  /** At most one JWKS fetch per cooldown, however many unknown `kid`s arrive. */
+  jwksCooldownMs: number;
+}
+
 export interface Config {
   port: number;
+  /** Serves GET /metrics only; never the application port, so the ingress cannot expose it. */
+  metricsPort: number;
+  /** Undefined means "authentication off", a developer convenience that logs a warning. */
+  auth: AuthConfig | undefined;
   /** Undefined means "embedded PGlite", a developer convenience that logs a warning. */
   databaseUrl: string | undefined;
   db: {
@@ -60,13 +75,27 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return Number(value);
 }
 
-/** Durations always carry a unit (300ms, 5s, 5m) so nobody has to guess what "30" means. */
-function duration(env: Env, name: string, fallback: string): number {
+/** A day: no timeout or delay of this service is meaningful beyond it, and it keeps timers in range. */
+const MAX_DURATION_MS = 86_400_000;
+
+/**
+ * Durations always carry a unit (300ms, 5s, 5m) so nobody has to guess what "30" means. Most
+ * durations are guards (timeouts), where 0 means "no guard" to the library below: those take
+ * `min: 1` so a zero is refused rather than silently disabling the guard.
+ */
+function duration(env: Env, name: string, fallback: string, min = 1): number {
   const value = raw(env, name) ?? fallback;
   const match = DURATION.exec(value);
   if (!match) fail(name, value, 'a duration with a unit, like 300ms, 5s or 5m');
   const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
-  return Math.round(Number(amount) * UNIT_MS[unit]);
+  const ms = Math.round(Number(amount) * UNIT_MS[unit]);
+  if (ms < min || ms > MAX_DURATION_MS) fail(name, value, `a duration from ${min}ms to 24h`);
+  return ms;
+}
+
+/** A guard that only makes sense inside a longer one (e.g. the Redis timeout inside the request timeout). */
+function within(name: string, ms: number, parent: string, parentMs: number): void {
+  if (ms >= parentMs) throw new ConfigError(`${name} is invalid: must be shorter than ${parent} (${ms}ms >= ${parentMs}ms)`);
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
@@ -91,42 +120,82 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
   return value;
 }
 
+function auth(env: Env): AuthConfig | undefined {
+  const issuer = url(env, 'AUTH_ISSUER', ['https:', 'http:']);
+  const audience = raw(env, 'AUTH_AUDIENCE');
+  const jwksUrl = url(env, 'AUTH_JWKS_URL', ['https:', 'http:']);
+  if (issuer === undefined) {
+    if (audience !== undefined || jwksUrl !== undefined) {
+      throw new ConfigError('AUTH_ISSUER is invalid: it must be set when AUTH_AUDIENCE or AUTH_JWKS_URL is');
+    }
+    return undefined;
+  }
+  if (audience === undefined) throw new ConfigError('AUTH_AUDIENCE is invalid: it must be set when AUTH_ISSUER is');
+  return {
+    issuer,
+    audience,
+    jwksUrl,
+    jwksTimeoutMs: duration(env, 'AUTH_JWKS_TIMEOUT', '2s'),
+    jwksCooldownMs: duration(env, 'AUTH_JWKS_COOLDOWN', '5s'),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const poolMax = integer(env, 'DB_POOL_MAX', 25, 1, 1000);
   const poolMin = integer(env, 'DB_POOL_MIN', 5, 0, 1000);
   if (poolMin > poolMax) {
     throw new ConfigError(`DB_POOL_MIN=${poolMin} is invalid: must not exceed DB_POOL_MAX=${poolMax}`);
   }
+  const port = integer(env, 'PORT', 8080, 0, 65535);
+  const metricsPort = integer(env, 'METRICS_PORT', 9464, 0, 65535);
+  if (metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError(`METRICS_PORT=${metricsPort} is invalid: must differ from PORT, so the application port never serves metrics`);
+  }
+  const http = {
+    // Above the 60 s idle timeout of AWS load balancers and ingress-nginx, so the proxy closes first.
+    keepAliveTimeoutMs: duration(env, 'HTTP_KEEPALIVE_TIMEOUT', '65s'),
+    // Short: a client that trickles its headers (slowloris) is cut off.
+    headersTimeoutMs: duration(env, 'HTTP_HEADERS_TIMEOUT', '10s'),
+    requestTimeoutMs: duration(env, 'HTTP_REQUEST_TIMEOUT', '30s'),
+  };
+  // Node requires headersTimeout <= requestTimeout.
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError(`HTTP_HEADERS_TIMEOUT is invalid: must not exceed HTTP_REQUEST_TIMEOUT (${http.headersTimeoutMs}ms > ${http.requestTimeoutMs}ms)`);
+  }
+  const redisTimeoutMs = duration(env, 'RATE_LIMIT_REDIS_TIMEOUT', '50ms');
+  // The limiter decides on the request path: waiting for Redis longer than a whole request may take is no guard.
+  within('RATE_LIMIT_REDIS_TIMEOUT', redisTimeoutMs, 'HTTP_REQUEST_TIMEOUT', http.requestTimeoutMs);
+  const statementTimeoutMs = duration(env, 'DB_STATEMENT_TIMEOUT', '5s');
+  const acquireTimeoutMs = duration(env, 'DB_ACQUIRE_TIMEOUT', '5s');
+  const shutdown = {
+    drainDelayMs: duration(env, 'SHUTDOWN_DRAIN_DELAY', '5s', 0),
+    timeoutMs: duration(env, 'SHUTDOWN_TIMEOUT', '30s'),
+  };
+  // The shutdown deadline starts with the drain: a drain as long as the deadline always ends in exit 1.
+  within('SHUTDOWN_DRAIN_DELAY', shutdown.drainDelayMs, 'SHUTDOWN_TIMEOUT', shutdown.timeoutMs);
   return {
-    port: integer(env, 'PORT', 8080, 0, 65535),
+    port,
+    metricsPort,
+    auth: auth(env),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     db: {
       poolMax,
       poolMin,
       connMaxLifetimeMs: duration(env, 'DB_CONN_MAX_LIFETIME', '5m'),
-      acquireTimeoutMs: duration(env, 'DB_ACQUIRE_TIMEOUT', '5s'),
-      statementTimeoutMs: duration(env, 'DB_STATEMENT_TIMEOUT', '5s'),
+      acquireTimeoutMs,
+      statementTimeoutMs,
     },
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     rateLimit: {
       rps: integer(env, 'RATE_LIMIT_RPS', 100, 1, 1_000_000),
       burst: integer(env, 'RATE_LIMIT_BURST', 10, 1, 1_000_000),
       scope: oneOf(env, 'RATE_LIMIT_SCOPE', 'client', ['client', 'global'] as const),
-      redisTimeoutMs: duration(env, 'RATE_LIMIT_REDIS_TIMEOUT', '50ms'),
+      redisTimeoutMs,
     },
     trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
-    http: {
-      // Above the 60 s idle timeout of AWS load balancers and ingress-nginx, so the proxy closes first.
-      keepAliveTimeoutMs: duration(env, 'HTTP_KEEPALIVE_TIMEOUT', '65s'),
-      // Short: a client that trickles its headers (slowloris) is cut off.
-      headersTimeoutMs: duration(env, 'HTTP_HEADERS_TIMEOUT', '10s'),
-      requestTimeoutMs: duration(env, 'HTTP_REQUEST_TIMEOUT', '30s'),
-    },
+    http,
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
-    shutdown: {
-      drainDelayMs: duration(env, 'SHUTDOWN_DRAIN_DELAY', '5s'),
-      timeoutMs: duration(env, 'SHUTDOWN_TIMEOUT', '30s'),
-    },
+    shutdown,
     corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
   };
 }

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { IssuerKeys } from './auth/issuer-keys.js';
+import { TokenVerifier } from './auth/token-verifier.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrator.js';
@@ -14,6 +16,8 @@ export interface Dependencies {
   database: Database;
   rateLimiter: RateLimiter;
   openapi: OpenApiDocument;
+  /** Undefined when authentication is off (no AUTH_ISSUER). */
+  tokenVerifier: TokenVerifier | undefined;
   /** Closes the pool and Redis; the process can then exit cleanly. */
   close: () => Promise<void>;
 }
@@ -40,8 +44,29 @@ export async function openDependencies(config: Config, log: Logger): Promise<Dep
     database,
     rateLimiter,
     openapi: loadOpenApi(),
+    tokenVerifier: openTokenVerifier(config, log, metrics),
     close: async () => {
       await Promise.allSettled([database.close(), rateLimiter.close()]);
     },
   };
+}
+
+function openTokenVerifier(config: Config, log: Logger, metrics: Metrics): TokenVerifier | undefined {
+  if (!config.auth) {
+    log.warn('AUTH_ISSUER is not set: authentication is off and every caller may read and write users. Set AUTH_ISSUER and AUTH_AUDIENCE for real use.');
+    return undefined;
+  }
+  const { issuer, audience, jwksUrl, jwksTimeoutMs, jwksCooldownMs } = config.auth;
+  log.info({ issuer, audience, jwksUrl }, 'authentication: OAuth 2.0 bearer JWTs');
+  // Keys are fetched with the first token, not at start: an identity provider outage never stops
+  // the service from starting or being ready.
+  const keys = new IssuerKeys({
+    issuer,
+    jwksUrl,
+    timeoutMs: jwksTimeoutMs,
+    cooldownMs: jwksCooldownMs,
+    log,
+    onFetch: (result) => { metrics.authKeyFetches.inc({ result }); },
+  });
+  return new TokenVerifier({ issuer, audience, getKey: keys.getKey });
 }

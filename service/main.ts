@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDependencies } from './dependencies.js';
 import { createLogger } from './observability/logger.js';
+import { closeMetrics, listenMetrics } from './observability/metrics-server.js';
 import { boundPort, listen } from './server/listen.js';
 import { shutdown } from './server/shutdown.js';
 
@@ -36,8 +37,9 @@ async function main(): Promise<void> {
   let draining = false;
   const app = createApp({ config, log, ...dependencies, isDraining: () => draining });
   const server = await listen(app, config);
+  const metricsServer = await listenMetrics(dependencies.metrics.registry, config.metricsPort);
   log.info(
-    { port: boundPort(server), database: dependencies.database.mode, rateLimiter: dependencies.rateLimiter.health() },
+    { port: boundPort(server), metricsPort: boundPort(metricsServer), database: dependencies.database.mode, rateLimiter: dependencies.rateLimiter.health() },
     'listening',
   );
 
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
       drainDelayMs: config.shutdown.drainDelayMs,
       timeoutMs: config.shutdown.timeoutMs,
       startDraining: () => { draining = true; },
-      closeResources: dependencies.close,
+      closeResources: async () => { await Promise.all([dependencies.close(), closeMetrics(metricsServer)]); },
       exit: (code) => { log.flush(); process.exit(code); },
     });
   };

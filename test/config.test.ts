@@ -44,4 +44,51 @@ describe('configuration', () => {
   it('splits CORS origins on commas', () => {
     expect(loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins).to.deep.equal(['https://a.example', 'https://b.example']);
   });
+
+  for (const [name, value] of [
+    ['RATE_LIMIT_REDIS_TIMEOUT', '0ms'],
+    ['RATE_LIMIT_REDIS_TIMEOUT', '0.1ms'],
+    ['DB_STATEMENT_TIMEOUT', '0s'],
+    ['DB_ACQUIRE_TIMEOUT', '0ms'],
+    ['HTTP_HEADERS_TIMEOUT', '0s'],
+    ['HTTP_REQUEST_TIMEOUT', '0s'],
+    ['SHUTDOWN_TIMEOUT', '0s'],
+    ['AUTH_JWKS_TIMEOUT', '0ms'],
+    ['DB_CONN_MAX_LIFETIME', '9999h'],
+  ] as const) {
+    it(`refuses ${name}=${value}, which would switch its guard off or overflow it`, () => {
+      const env = { [name]: value, ...(name.startsWith('AUTH_') ? { AUTH_ISSUER: 'https://id.example.test', AUTH_AUDIENCE: 'users' } : {}) };
+      expect(() => loadConfig(env)).to.throw(ConfigError, new RegExp(`^${name}=.* is invalid: expected a duration from 1ms to 24h$`));
+    });
+  }
+
+  it('allows a zero drain delay, which disables no guard', () => {
+    expect(loadConfig({ SHUTDOWN_DRAIN_DELAY: '0s' }).shutdown.drainDelayMs).to.equal(0);
+  });
+
+  for (const [env, message] of [
+    [{ RATE_LIMIT_REDIS_TIMEOUT: '30s' }, /^RATE_LIMIT_REDIS_TIMEOUT is invalid: must be shorter than HTTP_REQUEST_TIMEOUT/],
+    [{ HTTP_HEADERS_TIMEOUT: '40s' }, /^HTTP_HEADERS_TIMEOUT is invalid: must not exceed HTTP_REQUEST_TIMEOUT/],
+    [{ SHUTDOWN_DRAIN_DELAY: '30s' }, /^SHUTDOWN_DRAIN_DELAY is invalid: must be shorter than SHUTDOWN_TIMEOUT/],
+    [{ METRICS_PORT: '8080' }, /^METRICS_PORT=8080 is invalid: must differ from PORT/],
+    [{ AUTH_ISSUER: 'https://id.example.test' }, /^AUTH_AUDIENCE is invalid: it must be set when AUTH_ISSUER is/],
+    [{ AUTH_AUDIENCE: 'users' }, /^AUTH_ISSUER is invalid: it must be set when AUTH_AUDIENCE or AUTH_JWKS_URL is/],
+    [{ AUTH_ISSUER: 'ftp://id.example.test', AUTH_AUDIENCE: 'users' }, /^AUTH_ISSUER is invalid: expected a https: or http: URL/],
+  ] as const) {
+    it(`refuses ${JSON.stringify(env)} with one line naming the variable`, () => {
+      expect(() => loadConfig(env)).to.throw(ConfigError, message);
+    });
+  }
+
+  it('reads authentication settings, off by default', () => {
+    expect(loadConfig({}).auth).to.equal(undefined);
+    expect(loadConfig({ AUTH_ISSUER: 'https://id.example.test/', AUTH_AUDIENCE: 'users' }).auth).to.deep.equal({
+      issuer: 'https://id.example.test/',
+      audience: 'users',
+      jwksUrl: undefined,
+      jwksTimeoutMs: 2000,
+      jwksCooldownMs: 5000,
+    });
+    expect(loadConfig({}).metricsPort).to.equal(9464);
+  });
 });

@@ -1,4 +1,5 @@
 import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { redactUrl } from '../observability/logger.js';
@@ -16,7 +17,43 @@ export interface Database {
   /** `embedded` is PGlite in memory: for trying the service without PostgreSQL, never for production. */
   mode: 'postgres' | 'embedded';
   poolStats: () => PoolStats;
+  /**
+   * Readiness: resolves when the database answers within READY_PING_TIMEOUT_MS. On PostgreSQL it
+   * uses a connection of its own, outside the pool: a pool busy serving the API must not make every
+   * replica unready at once (a slowdown turned into an outage), while an unreachable server must.
+   */
+  ping: () => Promise<void>;
   close: () => Promise<void>;
+}
+
+/** Readiness must answer within a second, whatever the pool is doing. */
+export const READY_PING_TIMEOUT_MS = 900;
+
+/** A silent peer (dead server, dropped NAT entry) is probed after this long idle, not the OS's two hours. */
+const TCP_KEEPALIVE_DELAY_MS = 10_000;
+
+type PgConnection = pg.Client & { __knex__disposed?: unknown };
+type QueryCallback = (err: Error | null, result?: unknown) => void;
+
+/**
+ * pg rejects a query at query_timeout (or on a protocol error) but the statement keeps running on
+ * the connection, and knex would hand that connection to the next request, which then queues
+ * behind it. Any error that is not the server's own answer (a DatabaseError with a SQLSTATE, after
+ * which the connection is fine) marks the connection disposed, so knex destroys it instead of
+ * reusing it, and its socket is closed at once. knex's pg dialect always calls query(config, callback).
+ */
+function disposeOnClientSideError(connection: PgConnection): void {
+  const query = connection.query.bind(connection) as (config: unknown, callback?: QueryCallback) => unknown;
+  (connection as unknown as { query: typeof query }).query = (config, callback) => {
+    if (typeof callback !== 'function') return query(config, callback);
+    return query(config, (err, result) => {
+      if (err && !(err instanceof pg.DatabaseError)) {
+        connection.__knex__disposed = err;
+        connection.connection.stream.destroy();
+      }
+      callback(err, result);
+    });
+  };
 }
 
 interface TarnPool {
@@ -39,6 +76,7 @@ function postgres(config: Config, databaseUrl: string): Knex {
       // Client-side guard for a socket that went silent (statement_timeout needs a live server).
       query_timeout: statementTimeoutMs + 1_000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: TCP_KEEPALIVE_DELAY_MS,
     },
     pool: {
       min: poolMin,
@@ -48,6 +86,10 @@ function postgres(config: Config, databaseUrl: string): Knex {
       maxConnectionLifetimeMillis: connMaxLifetimeMs,
       // Spread reconnections so all connections opened together do not expire together.
       maxConnectionLifetimeJitterMillis: Math.round(connMaxLifetimeMs * 0.1),
+      afterCreate(connection: PgConnection, done: (err: Error | null, connection: PgConnection) => void) {
+        disposeOnClientSideError(connection);
+        done(null, connection);
+      },
     },
   });
 }
@@ -85,19 +127,61 @@ export async function openDatabase(config: Config, log: Logger, onAcquire?: (sec
     knex,
     mode,
     poolStats: () => ({ used: pool.numUsed(), free: pool.numFree(), pendingAcquires: pool.numPendingAcquires(), max: pool.max }),
-    close: () => knex.destroy(),
+    ...(config.databaseUrl ? dedicatedPing(config.databaseUrl, knex) : { ping: () => withinReadyBudget(knex.raw('select 1')), close: () => knex.destroy() }),
   };
 }
 
-/** A trivial query, bounded in time, for readiness. */
-export async function ping(knex: Knex, timeoutMs: number): Promise<void> {
+async function withinReadyBudget(work: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { reject(new Error(`no answer within ${timeoutMs} ms`)); }, timeoutMs);
+    timer = setTimeout(() => { reject(new Error(`no answer within ${READY_PING_TIMEOUT_MS} ms`)); }, READY_PING_TIMEOUT_MS);
   });
+  work.catch(() => undefined);
   try {
-    await Promise.race([knex.raw('select 1'), timeout]);
+    await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * One connection, outside the pool, for readiness only; opened on first use and again after any
+ * failure (a broken connection is dropped, never reused). Closing also destroys the pool.
+ */
+function dedicatedPing(databaseUrl: string, knex: Knex): Pick<Database, 'ping' | 'close'> {
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client> | undefined;
+  const open = () => {
+    connecting ??= (async () => {
+      const fresh = new pg.Client({
+        connectionString: databaseUrl,
+        application_name: 'users-service-readiness',
+        connectionTimeoutMillis: READY_PING_TIMEOUT_MS,
+        query_timeout: READY_PING_TIMEOUT_MS,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: TCP_KEEPALIVE_DELAY_MS,
+      });
+      fresh.on('error', () => { if (client === fresh) client = undefined; });
+      await fresh.connect();
+      client = fresh;
+      return fresh;
+    })().finally(() => { connecting = undefined; });
+    return connecting;
+  };
+  return {
+    ping: async () => {
+      const current = client;
+      try {
+        await withinReadyBudget((current ? Promise.resolve(current) : open()).then((c) => c.query('select 1')));
+      } catch (err) {
+        if (client) void client.end().catch(() => undefined);
+        client = undefined;
+        throw err;
+      }
+    },
+    close: async () => {
+      await Promise.allSettled([client?.end(), knex.destroy()]);
+      client = undefined;
+    },
+  };
 }

@@ -17,7 +17,7 @@ type CheckResult = 'ok' | 'failed' | 'degraded' | 'draining' | 'disabled';
  * degrades it, because the in-process fallback keeps rate limiting correct.
  */
 export function probesRouter({ pingDatabase, limiterHealth, isDraining }: ProbeDeps): Router {
-  const router = new Router();
+  const router = new Router({ sensitive: true, strict: true });
 
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
+import type { AuthState } from '../auth/principal.js';
 import { requestLog } from './request-id.js';
 import { routeTemplate } from './route-template.js';
 
@@ -15,6 +16,8 @@ export function accessLog(log: Logger): Middleware {
           method: ctx.method,
           route: routeTemplate(ctx),
           path: ctx.path,
+          // Who did it: the authenticated client, never its token.
+          clientId: (ctx.state as AuthState).principal?.clientId,
           status: ctx.status,
           durationMs: Math.round((performance.now() - start) * 100) / 100,
         },

@@ -31,6 +31,14 @@ export const problems = {
     new Problem(400, 'malformed-json', 'Malformed JSON', 'The request body is not valid JSON.', {
       errors: [{ field: '(body)', message: 'is not valid JSON' }],
     }),
+  unauthorized: () =>
+    new Problem(401, 'unauthorized', 'Unauthorized', 'A valid bearer token is required; see WWW-Authenticate.'),
+  invalidAuthorization: () =>
+    new Problem(400, 'invalid-authorization', 'Invalid Authorization header', 'Send the token as `Authorization: Bearer <token>`.', {
+      errors: [{ field: '(header) Authorization', message: 'is not a bearer token' }],
+    }),
+  insufficientScope: (scopes: readonly string[]) =>
+    new Problem(403, 'insufficient-scope', 'Insufficient scope', `The token lacks the scope this operation requires: ${scopes.join(' ')}.`),
   notFound: (detail = 'No resource at this path.') => new Problem(404, 'not-found', 'Not found', detail),
   methodNotAllowed: (method: string) =>
     new Problem(405, 'method-not-allowed', 'Method not allowed', `${method} is not allowed on this resource; see Allow.`),
@@ -107,9 +115,28 @@ export function problemDetails(log: Logger): Middleware {
     }
     if (ctx.body != null || ctx.status < 400) return;
     // The router answers 501 for methods it does not implement at all; for a resource that exists,
-    // 405 with Allow is the accurate answer, and the API promises no 5xx for bad input.
-    if (ctx.status === 501 || ctx.status === 405) sendProblem(ctx, problems.methodNotAllowed(ctx.method));
+    // 405 with Allow is the accurate answer, and the API promises no 5xx for bad input. Where no
+    // resource exists (an empty Allow), whatever the method, the answer is 404.
+    if ((ctx.status === 501 || ctx.status === 405) && ctx.response.get('Allow') === '') {
+      ctx.remove('Allow');
+      sendProblem(ctx, problems.notFound());
+    } else if (ctx.status === 501 || ctx.status === 405) sendProblem(ctx, problems.methodNotAllowed(ctx.method));
     else if (ctx.status === 404) sendProblem(ctx, problems.notFound());
     else sendProblem(ctx, problems.generic(ctx.status, 'Error'));
+  };
+}
+
+/**
+ * The outermost middleware: an error thrown above problemDetails (request id, metrics, access log,
+ * CORS) would otherwise reach Koa's default handler, a plain-text 500 with no log line (app.silent).
+ */
+export function lastResort(log: Logger): Middleware {
+  return async function lastResortMiddleware(ctx, next) {
+    try {
+      await next();
+    } catch (err) {
+      requestLog(ctx, log).error({ err }, 'unhandled error outside the problem middleware');
+      sendProblem(ctx, problems.internal());
+    }
   };
 }

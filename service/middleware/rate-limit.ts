@@ -1,17 +1,23 @@
 import type { Middleware } from 'koa';
+import type { AuthState } from '../auth/principal.js';
 import type { RateLimitScope } from '../config.js';
+import { clientAddressKey } from '../ratelimit/client-address.js';
 import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../ratelimit/limiter.js';
+import type { RefusalMemory } from '../ratelimit/refusals.js';
 import { problems, sendProblem } from './problem.js';
 
 export interface RateLimitOptions {
   limiter: RateLimiter;
-  /** 'client': one bucket per client IP (as Koa resolves it under the proxy trust); 'global': one bucket. */
+  /** 'client': one bucket per authenticated client, else per address; 'global': one bucket. */
   scope: RateLimitScope;
+  refusals: RefusalMemory;
+  /** Counts a refusal answered from memory (the limiter counts the decisions it takes itself). */
+  onRecalledRefusal: () => void;
 }
 
-/** Only the API is limited; probes, scrapes and the contract must never be refused. */
-export function isLimitedPath(path: string): boolean {
-  return path === '/api' || path.startsWith('/api/');
+/** The bucket of a request without a valid token: its address (IPv6 by /64), as the proxy trust resolves it. */
+export function addressLimitKey(ip: string): string {
+  return `addr:${clientAddressKey(ip)}`;
 }
 
 /**
@@ -25,7 +31,7 @@ export function isLimitedPath(path: string): boolean {
  * window, so we advertise the part a client can rely on: a full bucket admits q = burst requests,
  * and it refills completely within burst/rps seconds, rounded up because sub-second windows are
  * not expressible (for 100 r/s, burst 10: q=10;w=1, conservative: pacing at q/w never gets a 429).
- * Units are the draft's default ("requests"), so `qu` is omitted; no `pk`, as the key is an IP.
+ * Units are the draft's default ("requests"), so `qu` is omitted; no `pk`, as the key identifies the client.
  */
 export const POLICY_NAME = 'default';
 
@@ -50,27 +56,29 @@ export function rateLimitField(decision: RateLimitDecision): string {
 }
 
 /**
- * Token-bucket rate limiting of /api. Our own middleware rather than koa-ratelimit (6.x): that
- * keeps a sliding-window log on the application's clock, has no burst parameter, and turns a
- * Redis error into a 500; here the limiter decides (Redis with an in-process fallback) and
- * never rejects, and this middleware only maps the decision onto HTTP.
+ * Token-bucket rate limiting of everything the probes and the contract route did not answer (so a
+ * path variant the routers do not serve is limited too, then 404). Our own middleware rather than
+ * koa-ratelimit (6.x): that keeps a sliding-window log on the application's clock, has no burst
+ * parameter, and turns a Redis error into a 500; here the limiter decides (Redis with an in-process
+ * fallback) and never rejects, and this middleware only maps the decision onto HTTP.
  *
- * The client key is ctx.ip: the app sets app.proxy/maxIpsCount from TRUST_PROXY_HOPS, so only the
- * entries our own proxies appended to X-Forwarded-For count, and a client's own header cannot pick a
- * fresh bucket. Decisions are counted by the limiter, which alone knows whether Redis or the
- * fallback took them.
+ * The key is the authenticated client (one budget however many addresses it uses), else the
+ * address: ctx.ip under app.proxy/maxIpsCount from TRUST_PROXY_HOPS, so a client's own
+ * X-Forwarded-For cannot pick a fresh bucket. A refusal is remembered until its Retry-After, so a
+ * client that keeps sending is answered without Redis.
  */
-export function rateLimit({ limiter, scope }: RateLimitOptions): Middleware {
+export function rateLimit({ limiter, scope, refusals, onRecalledRefusal }: RateLimitOptions): Middleware<AuthState> {
   const policyHeader = policyField(limiter.policy);
   return async function rateLimitMiddleware(ctx, next) {
-    if (!isLimitedPath(ctx.path)) {
-      await next();
-      return;
-    }
-    const decision = await limiter.consume(scope === 'global' ? 'global' : `ip:${ctx.ip}`);
+    const { principal } = ctx.state;
+    const key = scope === 'global' ? 'global' : principal ? `client:${principal.clientId}` : addressLimitKey(ctx.ip);
+    const recalled = refusals.recall(key);
+    if (recalled) onRecalledRefusal();
+    const decision = recalled ?? (await limiter.consume(key));
     ctx.set('RateLimit-Policy', policyHeader);
     ctx.set('RateLimit', rateLimitField(decision));
     if (!decision.allowed) {
+      refusals.remember(key, decision.retryAfterMs);
       const retryAfter = wholeSecondsAtLeastOne(decision.retryAfterMs);
       ctx.set('Retry-After', String(retryAfter));
       sendProblem(ctx, problems.rateLimited(retryAfter));

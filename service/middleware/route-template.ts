@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import type { OperationState } from './operation.js';
 
 /** The label for requests no route matched: one value, whatever random paths clients send. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -11,7 +12,8 @@ const templates = new Map<string, string>();
  */
 export function routeTemplate(ctx: Context): string {
   const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
-  if (typeof matched !== 'string') return UNMATCHED_ROUTE;
+  // A request refused before routing (429, 401) is labelled with the operation its path names.
+  if (typeof matched !== 'string') return (ctx.state as Partial<OperationState>).operation?.template ?? UNMATCHED_ROUTE;
   let template = templates.get(matched);
   if (template === undefined) {
     template = (matched.length > 1 ? matched.replace(/\/$/, '') : matched).replace(/:(\w+)/g, '{$1}');

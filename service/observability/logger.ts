@@ -32,11 +32,23 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
   );
 }
 
-/** A connection string with its password replaced, for the one log line that names the target. */
+/**
+ * Query parameters that carry a credential in connection strings (libpq's password, sslpassword,
+ * sslkey, sslcert; tokens and secrets of any other kind). Matched by name, case-insensitively.
+ */
+const CREDENTIAL_PARAMETER = /pass|secret|token|key|cert|auth|credential|signature/i;
+
+/**
+ * A connection string with every credential-bearing part replaced (user-info password, and any
+ * credential-like query parameter), for the one log line that names the target.
+ */
 export function redactUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password) url.password = 'redacted';
+    for (const name of new Set(url.searchParams.keys())) {
+      if (CREDENTIAL_PARAMETER.test(name)) url.searchParams.set(name, 'redacted');
+    }
     return url.toString();
   } catch {
     return '[unparseable url]';

@@ -85,6 +85,18 @@ export function createMetrics(registry: Registry) {
       help: 'Rate limiter calls to Redis that failed or timed out.',
       registers: [registry],
     }),
+    authOutcomes: new Counter({
+      name: 'auth_requests_total',
+      help: 'Requests to protected operations by authentication outcome (authenticated, missing, invalid_request, invalid_token, insufficient_scope, unavailable).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    authKeyFetches: new Counter({
+      name: 'auth_jwks_fetches_total',
+      help: "Fetches of the identity provider's discovery document and signing keys (JWKS), by result.",
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     usersCreated: new Counter({
       name: 'users_created_total',
       help: 'Users created.',
@@ -110,6 +122,10 @@ export function createMetrics(registry: Registry) {
   for (const outcome of RATE_LIMIT_OUTCOMES) {
     metrics.rateLimitDecisions.inc({ outcome }, 0);
   }
+  for (const outcome of ['authenticated', 'missing', 'invalid_request', 'invalid_token', 'insufficient_scope', 'unavailable'] as const) {
+    metrics.authOutcomes.inc({ outcome }, 0);
+  }
+  for (const result of ['success', 'failure'] as const) metrics.authKeyFetches.inc({ result }, 0);
   return metrics;
 }
 

@@ -20,6 +20,8 @@ interface OperationObject {
   parameters?: (ParameterObject | { $ref: string })[];
   requestBody?: { content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, unknown>;
+  /** OAuth scopes per security scheme; one requirement object per operation in this API. */
+  security?: Record<string, string[]>[];
 }
 
 export interface OpenApiDocument {
@@ -58,6 +60,21 @@ export function loadOpenApi(): OpenApiDocument {
   return parse(readFileSync(SPEC_URL, 'utf8')) as OpenApiDocument;
 }
 
+/**
+ * ajv with allErrors runs every keyword, so a 16 KiB string already refused by maxLength would
+ * still be matched against its pattern. Wherever a schema has both, the pattern only applies once
+ * the length is within bounds: the cheap check guards the expensive one.
+ */
+function lengthBeforePattern(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(lengthBeforePattern);
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value).map(([key, inner]) => [key, lengthBeforePattern(inner)] as const);
+  const schema: JsonSchema = Object.fromEntries(entries);
+  if (typeof schema.pattern !== 'string' || typeof schema.maxLength !== 'number') return schema;
+  const { pattern, ...rest } = schema;
+  return { ...rest, if: { maxLength: schema.maxLength }, then: { pattern } };
+}
+
 /** OpenAPI's `#/components/schemas/X` references, rewritten to `#/$defs/X` so each validator is self-contained. */
 export function withDefs(doc: OpenApiDocument, schema: JsonSchema): JsonSchema {
   const rewrite = (value: unknown): unknown => {
@@ -71,7 +88,7 @@ export function withDefs(doc: OpenApiDocument, schema: JsonSchema): JsonSchema {
       ),
     );
   };
-  return { ...(rewrite(schema) as JsonSchema), $defs: rewrite(doc.components.schemas) };
+  return lengthBeforePattern({ ...(rewrite(schema) as JsonSchema), $defs: rewrite(doc.components.schemas) }) as JsonSchema;
 }
 
 /** One error per field (the first ajv found): `name` breaking minLength and pattern is one problem to fix. */
@@ -128,7 +145,7 @@ export function compileValidators(doc: OpenApiDocument): Map<string, OperationVa
       const parameters = (operation.parameters ?? []).map(resolveParameter).filter((p) => p.in === 'path' || p.in === 'query');
       const paramsSchema: JsonSchema = {
         type: 'object',
-        properties: Object.fromEntries(parameters.map((p) => [p.name, p.schema])),
+        properties: Object.fromEntries(parameters.map((p) => [p.name, lengthBeforePattern(p.schema)])),
         required: parameters.filter((p) => p.required === true).map((p) => p.name),
       };
       const bodySchema = operation.requestBody?.content['application/json']?.schema;

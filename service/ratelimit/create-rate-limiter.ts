@@ -99,6 +99,7 @@ export function createRateLimiter(options: CreateRateLimiterOptions): RateLimite
     local: new LocalLimiter({ policy }),
     log,
     hooks,
+    timeoutMs: redisTimeoutMs,
   });
   // Failures surface through the client's events (the limiter logs them once); retryStrategy keeps trying.
   redis.connect().catch(() => undefined);

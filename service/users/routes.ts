@@ -27,9 +27,10 @@ function trimStrings(body: unknown): unknown {
 
 /** The users API: /api/users and /api/users/{id}, as openapi.yaml describes them. */
 export function usersRouter({ repository, validators, usersCreated, usersCreateConflicts }: UsersRoutesDeps): Router<State> {
-  const router = new Router<State>({ prefix: '/api/users' });
+  // Case-sensitive and strict, like every router here: the one path rule of openapi/operations.ts.
+  const router = new Router<State>({ sensitive: true, strict: true });
 
-  router.get('/', validate(validators.get('listUsers')), async (ctx) => {
+  router.get('/api/users', validate(validators.get('listUsers')), async (ctx) => {
     const { limit, cursor } = ctx.state.input.params as { limit: number; cursor?: string };
     const afterId = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && afterId === undefined) {
@@ -43,7 +44,7 @@ export function usersRouter({ repository, validators, usersCreated, usersCreateC
   });
 
   router.post(
-    '/',
+    '/api/users',
     jsonBody(),
     async (ctx, next) => {
       ctx.request.body = trimStrings(ctx.request.body);
@@ -65,7 +66,7 @@ export function usersRouter({ repository, validators, usersCreated, usersCreateC
     },
   );
 
-  router.get('/:id', validate(validators.get('getUser')), async (ctx) => {
+  router.get('/api/users/:id', validate(validators.get('getUser')), async (ctx) => {
     const { id } = ctx.state.input.params as { id: number };
     const user = await repository.findById(id);
     if (!user) throw problems.notFound(`No user with id ${id}.`);

@@ -44,6 +44,8 @@ describe('docs/operations.md', () => {
       'UsersServiceEventLoopLag',
       'UsersServiceRateLimitSurge',
       'UsersServiceRateLimiterDegraded',
+      'UsersServiceAuthKeysUnavailable',
+      'UsersServiceAuthFailuresHigh',
     ]);
     for (const a of alerts) {
       const url = new URL(String(asObj(a.annotations).runbook_url));

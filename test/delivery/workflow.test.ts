@@ -376,14 +376,23 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(str(check.run)).to.include(`/usr/lib/postgresql/${major!}/bin/initdb`);
     });
 
-    it('the test job reaches its service containers through the variables the suites read', () => {
+    it('the test job reaches PostgreSQL through the variable the suites read; the limiter suites start their own Redis', () => {
       const env = asObj(job('test').env);
-      const services = Object.keys(asObj(job('test').services));
-      expect(services).to.have.members(['postgres', 'redis']);
+      expect(Object.keys(asObj(job('test').services))).to.have.members(['postgres']);
       expect(env.TEST_DATABASE_URL).to.equal('postgres://postgres@postgres:5432/test');
-      expect(env.TEST_REDIS_URL).to.equal('redis://redis:6379');
       expect(readText('test/support/database.ts')).to.include('process.env.TEST_DATABASE_URL');
-      expect(readText('test/ratelimit/support.ts')).to.include('process.env.TEST_REDIS_URL');
+      expect(readText('test/ratelimit/support.ts')).to.include("spawn('redis-server'");
+    });
+
+    it('the container job gives the image PostgreSQL and Redis on the host network, through the variables the suite reads', () => {
+      const env = asObj(job('container').env);
+      const services = asObj(job('container').services);
+      expect(Object.keys(services)).to.have.members(['postgres', 'redis']);
+      expect(asArr(asObj(services.postgres).ports)).to.include('5432:5432');
+      expect(asArr(asObj(services.redis).ports)).to.include('6379:6379');
+      expect(env.TEST_DATABASE_URL).to.equal('postgres://postgres@127.0.0.1:5432/test');
+      expect(env.TEST_REDIS_URL).to.equal('redis://127.0.0.1:6379');
+      expect(readText('test/container/support.ts')).to.include('process.env.TEST_REDIS_URL');
     });
   });
 

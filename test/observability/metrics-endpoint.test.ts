@@ -3,10 +3,10 @@ import { useTestApp } from '../support/app.js';
 import { parseMetrics, promtool, sumOf, type Sample } from '../support/prometheus.js';
 import { call, postJson } from '../support/spec.js';
 
-describe('GET /metrics', () => {
+describe('GET /metrics (on METRICS_PORT)', () => {
   const suite = useTestApp();
   const scrape = async (): Promise<{ text: string; samples: Sample[] }> => {
-    const res = await fetch(`${suite.app.baseUrl}/metrics`);
+    const res = await fetch(suite.app.metricsUrl);
     const text = await res.text();
     return { text, samples: parseMetrics(text) };
   };
@@ -21,6 +21,19 @@ describe('GET /metrics', () => {
     await call(`${users()}?limit=5`);
     await call(`${suite.app.baseUrl}/no/such/path`);
     await call(`${suite.app.baseUrl}/ready`);
+  });
+
+  it('is not served on the application port, which the ingress and clients reach', async () => {
+    const res = await call(`${suite.app.baseUrl}/metrics`);
+    expect(res.status).to.equal(404);
+    expect(JSON.stringify(res.body)).not.to.include('process_cpu');
+  });
+
+  it('serves nothing but GET /metrics on the metrics port', async () => {
+    for (const [method, path] of [['GET', '/'], ['GET', '/api/users'], ['POST', '/metrics'], ['GET', '/health']] as const) {
+      const res = await fetch(new URL(path, suite.app.metricsUrl), { method });
+      expect(res.status, `${method} ${path}`).to.equal(404);
+    }
   });
 
   it('passes promtool check metrics with no errors or lint warnings', async () => {
@@ -58,8 +71,8 @@ describe('GET /metrics', () => {
     expect(after.some((s) => s.name === 'http_request_duration_seconds_bucket' && s.labels.le === '0.005')).to.be.true;
   });
 
-  it('counts requests in flight, including the scrape itself', async () => {
-    expect(sumOf((await scrape()).samples, 'http_requests_in_flight')).to.equal(1);
+  it('counts requests in flight (the scrape, on its own port, is not one of them)', async () => {
+    expect(sumOf((await scrape()).samples, 'http_requests_in_flight')).to.equal(0);
   });
 
   it('times database queries by operation', async () => {

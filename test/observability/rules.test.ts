@@ -35,6 +35,8 @@ const CONTRACT_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   users_created_total: 'counter',
   users_create_conflicts_total: 'counter',
   validation_failures_total: 'counter',
+  auth_requests_total: 'counter',
+  auth_jwks_fetches_total: 'counter',
 };
 /** Series Prometheus itself produces. */
 const PROMETHEUS_SERIES = ['up', 'ALERTS', 'ALERTS_FOR_STATE'];

@@ -1,19 +1,23 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { get, PrivateRedis, sleep, startLimitedApp, waitFor, type LimitedApp } from './support.js';
+import type { TestApp } from '../support/app.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { decisions, get, PrivateRedis, redisErrors, sleep, startLimitedApp, waitFor } from './support.js';
 
 /**
  * Redis failing under traffic, on a private redis-server this suite may kill and restart.
  * Policy high enough that every request is admitted: any non-200 would be the outage leaking.
  */
 describe('rate limiting while Redis fails', () => {
+  let db: TestDatabase;
   let redis: PrivateRedis;
-  let app: LimitedApp;
+  let app: TestApp;
 
+  before(async () => { db = await createTestDatabase(); });
+  after(async () => { await db.drop(); });
   beforeEach(async () => {
     redis = await PrivateRedis.start();
-    app = await startLimitedApp({ redisUrl: redis.url, policy: { rps: 100_000, burst: 1000 }, redisTimeoutMs: 50 });
-    await waitFor(() => app.limiter.health() === 'ok', 5000, 'the limiter to reach Redis');
+    app = await startLimitedApp(db.url, redis.url, { RATE_LIMIT_RPS: '100000', RATE_LIMIT_BURST: '1000', RATE_LIMIT_REDIS_TIMEOUT: '50ms' });
   });
   afterEach(async () => {
     await app.close();
@@ -26,7 +30,7 @@ describe('rate limiting while Redis fails', () => {
     const state = { running: true };
     const done = (async () => {
       while (state.running) {
-        statuses.push(await get(`${app.baseUrl}/api/ping`).then((r) => r.status, () => -1));
+        statuses.push(await get(`${app.baseUrl}/api/users?limit=1`).then((r) => r.status, () => -1));
         await sleep(5);
       }
     })();
@@ -43,8 +47,8 @@ describe('rate limiting while Redis fails', () => {
     await sleep(1000);
     const statuses = await load.stop();
     expect(statuses.filter((s) => s !== 200), 'no 5xx, no failed request').to.deep.equal([]);
-    expect(app.limiter.health()).to.equal('degraded');
-    expect(await app.decisions('fallback_allowed')).to.be.greaterThan(0);
+    expect(app.rateLimiter.health()).to.equal('degraded');
+    expect(await decisions(app, 'fallback_allowed')).to.be.greaterThan(0);
   });
 
   it('counts the failed Redis calls and logs the outage once, not per request', async () => {
@@ -54,61 +58,71 @@ describe('rate limiting while Redis fails', () => {
     await sleep(1200);
     await load.stop();
     // While down, one probe per 500 ms tries Redis and fails.
-    expect(await app.redisErrors()).to.be.at.least(1);
+    expect(await redisErrors(app)).to.be.at.least(1);
     expect(warnings(/Redis unavailable/)).to.have.length(1);
   });
 
   it('goes back to Redis by itself when Redis returns', async () => {
     const load = traffic();
     await redis.stop();
-    await waitFor(() => app.limiter.health() === 'degraded', 2000, 'the outage to be noticed');
+    await waitFor(() => app.rateLimiter.health() === 'degraded', 2000, 'the outage to be noticed');
     await sleep(300);
     await redis.start();
-    await waitFor(() => app.limiter.health() === 'ok', 5000, 'the limiter to reconnect');
-    const allowedBefore = await app.decisions('allowed');
-    const fallbackBefore = await app.decisions('fallback_allowed');
+    await waitFor(() => app.rateLimiter.health() === 'ok', 5000, 'the limiter to reconnect');
+    const allowedBefore = await decisions(app, 'allowed');
+    const fallbackBefore = await decisions(app, 'fallback_allowed');
     await sleep(300);
     const statuses = await load.stop();
-    expect(await app.decisions('allowed'), 'Redis decides again').to.be.greaterThan(allowedBefore);
-    expect(await app.decisions('fallback_allowed'), 'no more fallback').to.equal(fallbackBefore);
+    expect(await decisions(app, 'allowed'), 'Redis decides again').to.be.greaterThan(allowedBefore);
+    expect(await decisions(app, 'fallback_allowed'), 'no more fallback').to.equal(fallbackBefore);
     expect(statuses.filter((s) => s !== 200)).to.deep.equal([]);
     expect(infos(/Redis is back/)).to.have.length(1);
   });
 
   it('falls back within the timeout when Redis is up but does not answer', async () => {
     const admin = new Redis(redis.url);
-    const pauseMs = 10_000;
     try {
-      // Redis stops serving every client while its connections stay open.
-      await admin.client('PAUSE', pauseMs, 'ALL');
+      // Redis stops serving every client for 2 s while its connections stay open.
+      await admin.client('PAUSE', 2000, 'ALL');
       const started = performance.now();
-      const res = await get(`${app.baseUrl}/api/ping`);
+      const res = await get(`${app.baseUrl}/api/users?limit=1`);
+      const elapsed = performance.now() - started;
       expect(res.status).to.equal(200);
-      // Ordering, not speed: answered before Redis would have (the pause outlasts any loaded machine's
-      // handling of one request; the 50 ms budget is what makes it short, not this bound).
-      expect(performance.now() - started, 'answered while Redis is still paused').to.be.below(pauseMs);
-      expect(await app.decisions('fallback_allowed')).to.equal(1);
-      expect(await app.redisErrors()).to.equal(1);
+      // The 50 ms budget plus HTTP on localhost; far below the 2 s pause.
+      expect(elapsed).to.be.below(250);
+      expect(await decisions(app, 'fallback_allowed')).to.equal(1);
+      expect(await redisErrors(app)).to.equal(1);
+      // The next requests do not wait for Redis again: they go straight to the in-process limiter.
+      const next = performance.now();
+      await get(`${app.baseUrl}/api/users?limit=1`);
+      expect(performance.now() - next).to.be.below(40);
     } finally {
       admin.disconnect();
     }
   });
 
-  it('after a Redis timeout, decides the next requests in-process without waiting for Redis each time', async () => {
+  it('decides within one Redis timeout even when queued behind a pipeline that is timing out', async () => {
+    // A slower timeout than the suite's, so the difference between one and two timeouts is wide.
+    const slow = await startLimitedApp(db.url, redis.url, { RATE_LIMIT_RPS: '100000', RATE_LIMIT_BURST: '1000', RATE_LIMIT_REDIS_TIMEOUT: '1s' });
     const admin = new Redis(redis.url);
     try {
-      await admin.client('PAUSE', 10_000, 'ALL');
+      await admin.client('PAUSE', 5000, 'ALL');
+      const first = get(`${slow.baseUrl}/api/users/x`);
+      // The first request's pipeline is in flight; the second's command is queued behind it.
+      await sleep(300);
       const started = performance.now();
-      await get(`${app.baseUrl}/api/ping`);
-      const replies = await Promise.all(Array.from({ length: 20 }, () => get(`${app.baseUrl}/api/ping`)));
-      const spanMs = performance.now() - started;
-      expect(replies.map((r) => r.status)).to.deep.equal(replies.map(() => 200));
-      expect(await app.decisions('fallback_allowed')).to.equal(21);
-      // While down, one probe per 500 ms may try Redis: the bound follows the time taken, so load
-      // cannot break it, and a limiter trying Redis for every request (21 errors) still fails it.
-      expect(await app.redisErrors(), `Redis tried at most once per probe interval over ${Math.round(spanMs)} ms`).to.be.at.most(1 + Math.floor(spanMs / 500));
+      const second = await get(`${slow.baseUrl}/api/users/x`);
+      const elapsed = performance.now() - started;
+      expect((await first).status).to.equal(400);
+      expect(second.status).to.equal(400);
+      // One timeout is 1000 ms; queued behind the first pipeline, ioredis alone would take its
+      // remaining ~700 ms plus a full 1000 ms of its own. 1500 ms separates the two with room for a
+      // loaded machine on either side.
+      expect(elapsed, 'ms until the second request was decided').to.be.below(1500);
     } finally {
+      await admin.client('UNPAUSE').catch(() => undefined);
       admin.disconnect();
+      await slow.close();
     }
   });
 });

@@ -1,24 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import Koa from 'koa';
-import { Registry } from 'prom-client';
-import { rateLimit } from '../../service/middleware/rate-limit.js';
-import { problemDetails } from '../../service/middleware/problem.js';
-import { createLogger } from '../../service/observability/logger.js';
-import { createMetrics, type Metrics } from '../../service/observability/metrics.js';
-import { createRateLimiter } from '../../service/ratelimit/create-rate-limiter.js';
-import type { RateLimiter, RateLimitOutcome, RateLimitPolicy } from '../../service/ratelimit/limiter.js';
-
-/** The machine's Redis (CI provides one); override with TEST_REDIS_URL. */
-export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** A key namespace per run, so concurrent runs and leftovers never share a bucket. */
-export function uniqueKeyPrefix(): string {
-  return `ratelimit-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
-}
+import { Redis } from 'ioredis';
+import type { RateLimitOutcome } from '../../service/ratelimit/limiter.js';
+import { startTestApp, type TestApp } from '../support/app.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,100 +16,33 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
   }
 }
 
-export interface LimitedApp {
-  baseUrl: string;
-  limiter: RateLimiter;
-  metrics: Metrics;
-  logs: Record<string, unknown>[];
-  /**
-   * performance.now() around each /api request's passage through the app (limiter included): the
-   * limiter's decision for it was taken somewhere between `start` and `end`.
-   */
-  timings: { start: number; end: number }[];
-  decisions(outcome: RateLimitOutcome): Promise<number>;
-  redisErrors(): Promise<number>;
-  close(): Promise<void>;
-}
-
-export interface LimitedAppOptions {
-  policy: RateLimitPolicy;
-  /** Undefined: in-process limiter only. */
-  redisUrl: string | undefined;
-  keyPrefix?: string;
-  scope?: 'client' | 'global';
-  trustProxyHops?: number;
-  redisTimeoutMs?: number;
-}
-
 /**
- * A minimal app with the service's proxy trust settings, problem details and the limiter from
- * the production factory. The probe-like routes are mounted *after* the limiter on purpose, so
- * that tests show the middleware itself leaves them alone (the real app also mounts them before).
+ * The real application (createApp, as main.ts builds it) with a tight limiter on `redisUrl`. The
+ * Redis timeout is generous unless a test is about it: on a loaded CI machine a 50 ms Redis answer
+ * is not rare, and a fallback decision would make the shared-budget tests flake.
  */
-export async function startLimitedApp(options: LimitedAppOptions): Promise<LimitedApp> {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = createLogger('info', sink);
-  const metrics = createMetrics(new Registry());
-  const limiter = createRateLimiter({
-    redisUrl: options.redisUrl,
-    policy: options.policy,
-    // Generous unless a test is about the timeout: on a loaded CI machine a 50 ms Redis answer is
-    // not rare, and a fallback decision would make the shared-budget tests flake.
-    redisTimeoutMs: options.redisTimeoutMs ?? 1_000,
-    log,
-    metrics,
-    keyPrefix: options.keyPrefix ?? uniqueKeyPrefix(),
-  });
-  const hops = options.trustProxyHops ?? 0;
-  const app = new Koa();
-  app.proxy = hops > 0;
-  app.maxIpsCount = hops;
-  app.silent = true;
-  const timings: { start: number; end: number }[] = [];
-  app.use(async (ctx, next) => {
-    const start = performance.now();
-    await next();
-    if (ctx.path.startsWith('/api')) timings.push({ start, end: performance.now() });
-  });
-  app.use(problemDetails(log));
-  app.use(rateLimit({ limiter, scope: options.scope ?? 'client' }));
-  app.use(async (ctx) => {
-    if (ctx.path === '/metrics') {
-      ctx.type = 'text/plain';
-      ctx.body = await metrics.registry.metrics();
-    } else if (ctx.path === '/ready') {
-      ctx.body = { status: 'ready', checks: { redis: limiter.health() } };
-    } else {
-      ctx.body = { ok: true, path: ctx.path };
-    }
-  });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => { resolve(s); });
-  });
-  const counter = async (metric: 'rateLimitDecisions' | 'rateLimitRedisErrors', outcome?: RateLimitOutcome) => {
-    const { values } = await metrics[metric].get();
-    return values.find((v) => outcome === undefined || v.labels.outcome === outcome)?.value ?? 0;
-  };
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    limiter,
-    metrics,
-    logs,
-    timings,
-    decisions: (outcome) => counter('rateLimitDecisions', outcome),
-    redisErrors: () => counter('rateLimitRedisErrors'),
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await limiter.close();
-    },
-  };
+export async function startLimitedApp(databaseUrl: string, redisUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
+  const app = await startTestApp(databaseUrl, { REDIS_URL: redisUrl, RATE_LIMIT_RPS: '1', RATE_LIMIT_BURST: '10', RATE_LIMIT_REDIS_TIMEOUT: '1s', ...env });
+  await waitFor(() => app.rateLimiter.health() === 'ok', 5000, 'the limiter to reach Redis');
+  return app;
+}
+
+/** The limiter's decisions so far with `outcome`, from the app's own counter. */
+export async function decisions(app: TestApp, outcome: RateLimitOutcome): Promise<number> {
+  return (await app.metrics.rateLimitDecisions.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+}
+
+export async function redisErrors(app: TestApp): Promise<number> {
+  return (await app.metrics.rateLimitRedisErrors.get()).values[0]?.value ?? 0;
+}
+
+export async function flushRedis(redisUrl: string): Promise<void> {
+  const admin = new Redis(redisUrl);
+  try {
+    await admin.flushall();
+  } finally {
+    admin.disconnect();
+  }
 }
 
 export interface HttpResult {

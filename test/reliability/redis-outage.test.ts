@@ -49,7 +49,7 @@ describe('Redis outage', function () {
     });
 
     await sleep(500);
-    const before = await scrape(port);
+    const before = await scrape(service.metricsPort);
     const down = performance.now();
     await redis.stop();
     let degradedAt = 0;
@@ -58,7 +58,7 @@ describe('Redis outage', function () {
       await sleep(50);
     }
     const readyDuring = await send(port, { path: '/ready' });
-    const during = await scrape(port);
+    const during = await scrape(service.metricsPort);
     const restart = performance.now();
     await redis.start();
     let backAt = 0;
@@ -69,9 +69,9 @@ describe('Redis outage', function () {
       }
       await sleep(50);
     }
-    const afterBack = await scrape(port);
+    const afterBack = await scrape(service.metricsPort);
     await sleep(1000);
-    const end = await scrape(port);
+    const end = await scrape(service.metricsPort);
     stopped = true;
     await Promise.all(loops);
     agent.destroy();

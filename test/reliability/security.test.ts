@@ -24,7 +24,6 @@ async function everyKindOfResponse(port: number): Promise<[string, Reply][]> {
     ['200 list', await send(port, { path: '/api/users' })],
     ['health', await send(port, { path: '/health' })],
     ['ready', await send(port, { path: '/ready' })],
-    ['metrics', await send(port, { path: '/metrics' })],
     ['openapi', await send(port, { path: '/openapi.json' })],
     ['400', await send(port, { method: 'POST', path: '/api/users', headers: json, body: '{"name":1}' })],
     ['400 json', await send(port, { method: 'POST', path: '/api/users', headers: json, body: '{' })],

@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../../service/config.js';
 import type { Database } from '../../service/db/database.js';
 import { openDependencies } from '../../service/dependencies.js';
 import { createLogger } from '../../service/observability/logger.js';
+import { closeMetrics, listenMetrics } from '../../service/observability/metrics-server.js';
 import type { Metrics } from '../../service/observability/metrics.js';
 import type { RateLimiter } from '../../service/ratelimit/limiter.js';
 import { boundPort, listen } from '../../service/server/listen.js';
@@ -12,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestApp {
   baseUrl: string;
+  /** The metrics port's GET /metrics (METRICS_PORT), which the application port does not serve. */
+  metricsUrl: string;
   config: Config;
   metrics: Metrics;
   database: Database;
@@ -38,15 +41,17 @@ function logSink(lines: Record<string, unknown>[]): Writable {
  * unless a test asks otherwise, so only rate-limit tests meet 429s.
  */
 export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
-  const config = loadConfig({ LOG_LEVEL: 'info', RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: databaseUrl, PORT: '0' });
+  const config = loadConfig({ LOG_LEVEL: 'info', RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: databaseUrl, PORT: '0', METRICS_PORT: '0' });
   const logs: Record<string, unknown>[] = [];
   const log = createLogger(config.logLevel, logSink(logs));
   const dependencies = await openDependencies(config, log);
   const draining = { value: false };
   const app = createApp({ config, log, ...dependencies, isDraining: () => draining.value });
   const server: Server = await listen(app, config);
+  const metricsServer = await listenMetrics(dependencies.metrics.registry, config.metricsPort);
   return {
     baseUrl: `http://127.0.0.1:${boundPort(server)}`,
+    metricsUrl: `http://127.0.0.1:${boundPort(metricsServer)}/metrics`,
     config,
     metrics: dependencies.metrics,
     database: dependencies.database,
@@ -56,6 +61,7 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      await closeMetrics(metricsServer);
       await dependencies.close();
     },
   };

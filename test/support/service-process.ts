@@ -10,6 +10,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export interface ServiceProcess {
   child: ChildProcess;
   port: number;
+  /** METRICS_PORT as bound (0 is asked for: a free port). */
+  metricsPort: number;
   baseUrl: string;
   /** Every JSON log line the process wrote to stdout, parsed, in order. */
   lines: Record<string, unknown>[];
@@ -38,7 +40,7 @@ export interface StartOptions {
  */
 export async function startServiceProcess(env: Record<string, string>, options: StartOptions = {}): Promise<ServiceProcess> {
   const args = options.entry === 'source' ? ['--import', 'tsx', 'service/main.ts'] : ['dist/service/main.js'];
-  const fullEnv = { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env };
+  const fullEnv = { PATH: process.env.PATH ?? '', PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', ...env };
   const child =
     options.maxOpenFiles === undefined
       ? spawn(process.execPath, args, { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -51,7 +53,7 @@ export async function startServiceProcess(env: Record<string, string>, options: 
   let raw = '';
   child.stderr.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const port = await new Promise<number>((resolve, reject) => {
+  const [port, metricsPort] = await new Promise<[number, number]>((resolve, reject) => {
     let listening = false;
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (listening && options.retainLogs === false) return;
@@ -65,7 +67,7 @@ export async function startServiceProcess(env: Record<string, string>, options: 
       lines.push(entry);
       if (entry.msg === 'listening') {
         listening = true;
-        resolve(entry.port as number);
+        resolve([entry.port as number, entry.metricsPort as number]);
       }
     });
     void exited.then((code) => { reject(new Error(`service exited with ${String(code)} before listening:\n${raw}`)); });
@@ -77,6 +79,7 @@ export async function startServiceProcess(env: Record<string, string>, options: 
   return {
     child,
     port,
+    metricsPort,
     baseUrl: `http://127.0.0.1:${port}`,
     lines,
     output: () => raw,
