@@ -30,6 +30,7 @@ export interface Config {
   logLevel: LogLevel;
   shutdown: { drainDelayMs: number; timeoutMs: number };
   corsOrigins: string[];
+  idempotency: { keyTtlMs: number; purgeIntervalMs: number };
 }
 
 /** Thrown for a bad environment; main.ts prints its message as one line and exits 1. */
@@ -67,6 +68,12 @@ function duration(env: Env, name: string, fallback: string): number {
   if (!match) fail(name, value, 'a duration with a unit, like 300ms, 5s or 5m');
   const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
   return Math.round(Number(amount) * UNIT_MS[unit]);
+}
+
+function positiveDuration(env: Env, name: string, fallback: string): number {
+  const ms = duration(env, name, fallback);
+  if (ms < 1) fail(name, raw(env, name) ?? fallback, 'a duration above zero');
+  return ms;
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
@@ -128,5 +135,10 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: duration(env, 'SHUTDOWN_TIMEOUT', '30s'),
     },
     corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    idempotency: {
+      // The draft's suggestion: long enough for any client's retries, short enough to stay small.
+      keyTtlMs: positiveDuration(env, 'IDEMPOTENCY_KEY_TTL', '24h'),
+      purgeIntervalMs: positiveDuration(env, 'IDEMPOTENCY_PURGE_INTERVAL', '5m'),
+    },
   };
 }
