@@ -4,7 +4,7 @@ import type { Counter } from 'prom-client';
 import type { Principal } from '../auth/principal.js';
 import type { OperationValidators } from '../openapi/contract.js';
 import { jsonBody } from '../middleware/json-body.js';
-import { parseIfMatch, strongEtag } from '../middleware/preconditions.js';
+import { ifMatchTags, noneMatchHits, strongEtag } from '../middleware/preconditions.js';
 import { problems } from '../middleware/problem.js';
 import { validate, type ValidatedInput } from '../middleware/validate.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -52,7 +52,7 @@ function trimStrings(body: unknown): unknown {
 
 /** The ETags an If-Match field lists, as versions; other tags cannot be ours and match nothing. */
 function expectedVersion(field: string): ExpectedVersion {
-  const tags = parseIfMatch(field);
+  const tags = ifMatchTags(field);
   if (tags === '*') return 'any';
   return { versions: tags.filter((tag) => /^\d{1,10}$/.test(tag)).map(Number) };
 }
@@ -147,10 +147,9 @@ export function usersRouter({ users, validators, metrics }: UsersRoutesDeps): Ro
   router.get('/:id', validate(validators.get('getUser')), async (ctx) => {
     const { id } = ctx.state.input.params as { id: number };
     const { user, version } = await users.get(id);
-    ctx.status = 200;
-    ctx.set('ETag', strongEtag(version));
-    // If-None-Match, compared as RFC 9110 says for GET (weak comparison, lists, *).
-    if (ctx.fresh) {
+    const etag = strongEtag(version);
+    ctx.set('ETag', etag);
+    if (noneMatchHits(ctx.get('If-None-Match'), etag)) {
       ctx.status = 304;
       return;
     }
