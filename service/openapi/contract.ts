@@ -165,7 +165,7 @@ export function compileResponseValidator(doc: OpenApiDocument) {
     if (!response) return [`${operationId} does not document status ${status}`];
     const media = contentType.split(';')[0]?.trim() ?? '';
     if (!response.content) return body === '' ? [] : [`${operationId} ${status} documents no content but has a body`];
-    const schema = response.content?.[media]?.schema;
+    const schema = response.content[media]?.schema;
     if (!schema) return [`${operationId} ${status} does not document content type ${media}`];
     const key = `${operationId} ${status} ${media}`;
     let validate = cache.get(key);

@@ -166,7 +166,7 @@ export class KnexUsersRepository implements UsersRepository {
       }
     }
     const [sql, bindings] = forKnex(statement, values);
-    const result = (await (trx ?? this.db).raw(sql, bindings as Knex.RawBinding[])) as { rows: R[] };
+    const result: { rows: R[] } = await (trx ?? this.db).raw(sql, bindings as Knex.RawBinding[]);
     return result.rows;
   }
 
