@@ -87,11 +87,11 @@ function toProblem(err: unknown): unknown {
 /** The users API: /api/users and /api/users/{id}, as openapi.yaml describes them. */
 export function usersRouter({ users, validators, metrics }: UsersRoutesDeps): Router<State> {
   const router = new Router<State>({ prefix: '/api/users' });
-  router.use(async (_ctx, next) => {
+  router.use(async (ctx, next) => {
     try {
       await next();
     } catch (err) {
-      if (err instanceof DuplicateEmailError) metrics.usersCreateConflicts.inc();
+      if (err instanceof DuplicateEmailError && ctx.method === 'POST') metrics.usersCreateConflicts.inc();
       throw toProblem(err);
     }
   });

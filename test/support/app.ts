@@ -74,7 +74,9 @@ export const BACKENDS: readonly Backend[] = ['postgres', 'embedded'];
 export function useTestApp(env: Record<string, string> = {}, backend: Backend = 'postgres'): { readonly db: TestDatabase; readonly app: TestApp } {
   let db: TestDatabase | undefined;
   let app: TestApp | undefined;
-  before(async () => {
+  before(async function () {
+    // PGlite compiles its WebAssembly and migrates in this process: seconds when idle, a minute on a busy CI core.
+    if (backend === 'embedded') this.timeout(300_000);
     db = backend === 'postgres' ? await createTestDatabase() : undefined;
     app = await startTestApp(db?.url, env);
   });

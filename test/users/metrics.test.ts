@@ -23,6 +23,15 @@ describe('users metrics: updates, erasures, idempotent replays, purged keys', ()
     expect(await value('users_updated_total')).to.equal(before + 1);
   });
 
+  it('does not count a PATCH to a taken e-mail as a create conflict', async () => {
+    const taken = await api.create({ name: 'Taken', email: uniqueEmail() });
+    const { id, etag } = await created();
+    const before = await value('users_create_conflicts_total');
+    const res = await api.patch(id, { email: (taken.body as UserBody).email }, { 'if-match': etag });
+    expect(res.status).to.equal(409);
+    expect(await value('users_create_conflicts_total')).to.equal(before);
+  });
+
   it('counts an erasure once, and a DELETE of nobody not', async () => {
     const { id } = await created();
     const before = await value('users_erased_total');
