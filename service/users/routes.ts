@@ -57,9 +57,10 @@ function expectedVersion(field: string): ExpectedVersion {
   return { versions: tags.filter((tag) => /^\d{1,10}$/.test(tag)).map(Number) };
 }
 
-/** The draft's Idempotency-Key is a structured-field string: the key is what is between the quotes. */
+/** The draft's Idempotency-Key is a structured-field string (the key is between the quotes); a bare key is taken as is. */
 function idempotencyKey(field: unknown): string | undefined {
-  return typeof field === 'string' ? field.slice(1, -1).replace(/\\(["\\])/g, '$1') : undefined;
+  if (typeof field !== 'string') return undefined;
+  return field.startsWith('"') ? field.slice(1, -1).replace(/\\(["\\])/g, '$1') : field;
 }
 
 function created({ user, version }: VersionedUser): StoredResponse {

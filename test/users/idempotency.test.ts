@@ -77,8 +77,16 @@ for (const backend of BACKENDS) {
       expect((await api.create({ name: 'Fixed', email: uniqueEmail() }, key)).status).to.equal(201);
     });
 
+    it('takes a bare key (no quotes, no spaces) as the same key as its quoted form', async () => {
+      const key = newKey();
+      const body = { name: 'Bare', email: uniqueEmail() };
+      expect((await postJson(api.users(), body, { 'idempotency-key': key })).status).to.equal(201);
+      const retry = await api.create(body, key);
+      expect(retry.headers.get('idempotent-replayed')).to.equal('true');
+    });
+
     it('answers 400 for a key that is not a structured-field string of 1–255 characters', async () => {
-      for (const value of ['bare-token', '""', `"${'k'.repeat(256)}"`, '"tab\there"', '"a", "b"']) {
+      for (const value of ['bare token', '""', `"${'k'.repeat(256)}"`, '"tab\there"', '"a", "b"']) {
         const res = await postJson(api.users(), { name: 'Badkey', email: uniqueEmail() }, { 'idempotency-key': value });
         expect(res.status, value).to.equal(400);
         expect(fieldsOf(res), value).to.deep.equal(['Idempotency-Key']);
