@@ -23,9 +23,10 @@ import type { RateLimiter } from './ratelimit/limiter.js';
 import { RefusalMemory } from './ratelimit/refusals.js';
 import { KnexUsersRepository } from './users/knex-repository.js';
 import { usersRouter } from './users/routes.js';
+import { UsersService } from './users/users-service.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'trustProxyHops' | 'corsOrigins' | 'rateLimit'>;
+  config: Pick<Config, 'trustProxyHops' | 'corsOrigins' | 'rateLimit' | 'idempotency'>;
   log: Logger;
   metrics: Metrics;
   database: Database;
@@ -57,10 +58,11 @@ export function createApp(deps: AppDeps): Koa {
     isDraining,
   });
   const users = usersRouter({
-    repository: new KnexUsersRepository(database.knex, metrics.dbQueryDuration),
+    users: new UsersService(new KnexUsersRepository(database.knex, metrics.dbQueryDuration), {
+      idempotencyKeyTtlMs: config.idempotency.keyTtlMs,
+    }),
     validators: compileValidators(openapi),
-    usersCreated: metrics.usersCreated,
-    usersCreateConflicts: metrics.usersCreateConflicts,
+    metrics,
   });
   const cors = corsPolicy(config.corsOrigins);
   const refusals = new RefusalMemory();

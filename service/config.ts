@@ -45,6 +45,7 @@ export interface Config {
   logLevel: LogLevel;
   shutdown: { drainDelayMs: number; timeoutMs: number };
   corsOrigins: string[];
+  idempotency: { keyTtlMs: number; purgeIntervalMs: number };
 }
 
 /** Thrown for a bad environment; main.ts prints its message as one line and exits 1. */
@@ -96,6 +97,12 @@ function duration(env: Env, name: string, fallback: string, min = 1): number {
 /** A guard that only makes sense inside a longer one (e.g. the Redis timeout inside the request timeout). */
 function within(name: string, ms: number, parent: string, parentMs: number): void {
   if (ms >= parentMs) throw new ConfigError(`${name} is invalid: must be shorter than ${parent} (${ms}ms >= ${parentMs}ms)`);
+}
+
+function positiveDuration(env: Env, name: string, fallback: string): number {
+  const ms = duration(env, name, fallback);
+  if (ms < 1) fail(name, raw(env, name) ?? fallback, 'a duration above zero');
+  return ms;
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
@@ -197,5 +204,10 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     shutdown,
     corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    idempotency: {
+      // The draft's suggestion: long enough for any client's retries, short enough to stay small.
+      keyTtlMs: positiveDuration(env, 'IDEMPOTENCY_KEY_TTL', '24h'),
+      purgeIntervalMs: positiveDuration(env, 'IDEMPOTENCY_PURGE_INTERVAL', '5m'),
+    },
   };
 }

@@ -9,6 +9,8 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { loadOpenApi, type OpenApiDocument } from './openapi/contract.js';
 import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './ratelimit/limiter.js';
+import { startIdempotencyPurge } from './users/idempotency-purge.js';
+import { KnexUsersRepository } from './users/knex-repository.js';
 
 /** Everything the app is built from, besides configuration and the logger. */
 export interface Dependencies {
@@ -39,6 +41,13 @@ export async function openDependencies(config: Config, log: Logger): Promise<Dep
     log,
     metrics,
   });
+  const keys = new KnexUsersRepository(database.knex, metrics.dbQueryDuration);
+  const stopPurge = startIdempotencyPurge({
+    purgeExpiredKeys: (batch) => keys.purgeExpiredKeys(batch),
+    intervalMs: config.idempotency.purgeIntervalMs,
+    log,
+    purged: metrics.idempotencyKeysPurged,
+  });
   return {
     metrics,
     database,
@@ -46,6 +55,7 @@ export async function openDependencies(config: Config, log: Logger): Promise<Dep
     openapi: loadOpenApi(),
     tokenVerifier: openTokenVerifier(config, log, metrics),
     close: async () => {
+      await stopPurge();
       await Promise.allSettled([database.close(), rateLimiter.close()]);
     },
   };

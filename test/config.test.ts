@@ -11,6 +11,7 @@ describe('configuration', () => {
     expect(config.shutdown).to.deep.equal({ drainDelayMs: 5_000, timeoutMs: 30_000 });
     expect(config.trustProxyHops).to.equal(0);
     expect(config.corsOrigins).to.deep.equal([]);
+    expect(config.idempotency).to.deep.equal({ keyTtlMs: 86_400_000, purgeIntervalMs: 300_000 });
   });
 
   it('reads durations with their unit', () => {
@@ -27,6 +28,9 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x@y/z', /DATABASE_URL is invalid: expected a postgres: or postgresql: URL/],
     ['REDIS_URL', 'not a url', /REDIS_URL is invalid: not a URL/],
     ['LOG_LEVEL', 'verbose', /LOG_LEVEL="verbose" is invalid/],
+    ['IDEMPOTENCY_KEY_TTL', '24', /IDEMPOTENCY_KEY_TTL="24" is invalid: expected a duration with a unit/],
+    ['IDEMPOTENCY_KEY_TTL', '0s', /IDEMPOTENCY_KEY_TTL="0s" is invalid: expected a duration above zero/],
+    ['IDEMPOTENCY_PURGE_INTERVAL', '0ms', /IDEMPOTENCY_PURGE_INTERVAL="0ms" is invalid/],
   ] as const) {
     it(`names ${name} and what is wrong when it is ${JSON.stringify(value)}`, () => {
       expect(() => loadConfig({ [name]: value })).to.throw(ConfigError, message);

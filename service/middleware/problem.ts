@@ -46,8 +46,18 @@ export const problems = {
     new Problem(409, 'duplicate-email', 'E-mail already registered', 'A user with this e-mail already exists.'),
   payloadTooLarge: (limit: string) =>
     new Problem(413, 'payload-too-large', 'Payload too large', `The request body exceeds ${limit}.`),
-  unsupportedMediaType: () =>
-    new Problem(415, 'unsupported-media-type', 'Unsupported media type', 'Send the body as application/json.'),
+  unsupportedMediaType: (mediaType = 'application/json') =>
+    new Problem(415, 'unsupported-media-type', 'Unsupported media type', `Send the body as ${mediaType}.`),
+  preconditionFailed: () =>
+    new Problem(412, 'precondition-failed', 'Precondition failed', 'The user has changed since the ETag in If-Match; GET it again and reapply your change.'),
+  preconditionRequired: () =>
+    new Problem(428, 'precondition-required', 'Precondition required', 'Send If-Match with the ETag of the user you read, so no other change is overwritten.'),
+  idempotencyRequestInProgress: () =>
+    new Problem(409, 'idempotency-request-in-progress', 'Request in progress', 'A request with this Idempotency-Key is still being processed; retry shortly.'),
+  idempotencyKeyReused: () =>
+    new Problem(422, 'idempotency-key-reused', 'Idempotency-Key reused', 'This Idempotency-Key was used for a request with a different body; use a new key.'),
+  idempotencyKeyErased: () =>
+    new Problem(410, 'idempotency-key-erased', 'Created user erased', 'The user created with this Idempotency-Key has been erased; use a new key to create it again.'),
   rateLimited: (retryAfterSeconds: number) =>
     new Problem(429, 'rate-limited', 'Too many requests', `Request budget spent; retry in ${retryAfterSeconds} s.`),
   unavailable: (detail = 'A dependency is unavailable; retry shortly.') =>

@@ -54,8 +54,8 @@ export function corsPolicy(allowedOrigins: string[]): Middleware | undefined {
   const allowed = new Set(allowedOrigins);
   return cors({
     origin: (ctx) => (allowed.has(ctx.get('Origin')) ? ctx.get('Origin') : ''),
-    allowMethods: ['GET', 'POST'],
-    exposeHeaders: ['Location', 'X-Request-ID', 'RateLimit', 'RateLimit-Policy', 'Retry-After'],
+    allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
+    exposeHeaders: ['Location', 'ETag', 'Idempotent-Replayed', 'X-Request-ID', 'RateLimit', 'RateLimit-Policy', 'Retry-After'],
     maxAge: 600,
   });
 }

@@ -107,6 +107,26 @@ export function createMetrics(registry: Registry) {
       help: 'User creations refused because the e-mail is taken.',
       registers: [registry],
     }),
+    usersUpdated: new Counter({
+      name: 'users_updated_total',
+      help: 'Users changed by a PATCH.',
+      registers: [registry],
+    }),
+    usersErased: new Counter({
+      name: 'users_erased_total',
+      help: 'Users erased by a DELETE.',
+      registers: [registry],
+    }),
+    idempotentReplays: new Counter({
+      name: 'users_idempotent_replays_total',
+      help: 'POST /api/users retries answered with the response stored for their Idempotency-Key.',
+      registers: [registry],
+    }),
+    idempotencyKeysPurged: new Counter({
+      name: 'idempotency_keys_purged_total',
+      help: 'Expired idempotency keys deleted by the background purge.',
+      registers: [registry],
+    }),
     validationFailures: new Counter({
       name: 'validation_failures_total',
       help: 'Requests refused with 400 because their input broke the OpenAPI contract, by route.',

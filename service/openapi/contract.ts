@@ -42,6 +42,8 @@ export type InputValidator = (input: unknown) => { ok: true; value: Record<strin
 export interface OperationValidators {
   /** Path and query parameters together, coerced to their schema types, defaults applied. */
   params: InputValidator;
+  /** Header parameters, read case-insensitively and reported under their documented names. */
+  headers: InputValidator;
   /** The JSON request body, when the operation has one. */
   body?: InputValidator;
 }
@@ -129,6 +131,14 @@ function toValidator(validate: ValidateFunction, prefix?: string): InputValidato
   };
 }
 
+function objectOf(parameters: ParameterObject[]): JsonSchema {
+  return {
+    type: 'object',
+    properties: Object.fromEntries(parameters.map((p) => [p.name, lengthBeforePattern(p.schema)])),
+    required: parameters.filter((p) => p.required === true).map((p) => p.name),
+  };
+}
+
 /**
  * Compiles every operation's validators once, at start. Parameters arrive as strings, so their
  * validator coerces; bodies are JSON and must already have the right types.
@@ -142,18 +152,24 @@ export function compileValidators(doc: OpenApiDocument): Map<string, OperationVa
   const validators = new Map<string, OperationValidators>();
   for (const operations of Object.values(doc.paths)) {
     for (const operation of Object.values(operations)) {
-      const parameters = (operation.parameters ?? []).map(resolveParameter).filter((p) => p.in === 'path' || p.in === 'query');
-      const paramsSchema: JsonSchema = {
-        type: 'object',
-        properties: Object.fromEntries(parameters.map((p) => [p.name, lengthBeforePattern(p.schema)])),
-        required: parameters.filter((p) => p.required === true).map((p) => p.name),
-      };
-      const bodySchema = operation.requestBody?.content['application/json']?.schema;
+      const all = (operation.parameters ?? []).map(resolveParameter);
+      const parameters = all.filter((p) => p.in === 'path' || p.in === 'query');
+      const headers = all.filter((p) => p.in === 'header');
+      // An operation takes one body media type (application/json, or merge-patch+json for PATCH).
+      const bodySchema = Object.values(operation.requestBody?.content ?? {})[0]?.schema;
+      const validateHeaders = toValidator(bodyAjv.compile(withDefs(doc, objectOf(headers))));
       validators.set(operation.operationId, {
         params: canonicalIntegers(
           parameters.filter((p) => p.schema.type === 'integer').map((p) => p.name),
-          toValidator(paramsAjv.compile(paramsSchema)),
+          toValidator(paramsAjv.compile(withDefs(doc, objectOf(parameters)))),
         ),
+        headers: (input) => {
+          const received = input as Record<string, unknown>;
+          return validateHeaders(Object.fromEntries(headers.flatMap((p) => {
+            const value = received[p.name.toLowerCase()];
+            return value === undefined ? [] : [[p.name, value]];
+          })));
+        },
         ...(bodySchema ? { body: toValidator(bodyAjv.compile(withDefs(doc, bodySchema))) } : {}),
       });
     }

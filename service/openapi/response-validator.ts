@@ -23,7 +23,8 @@ export function compileResponseValidator(doc: OpenApiDocument) {
     if (response?.$ref) response = responses[response.$ref.split('/').pop() ?? ''];
     if (!response) return [`${operationId} does not document status ${status}`];
     const media = contentType.split(';')[0]?.trim() ?? '';
-    const schema = response.content?.[media]?.schema;
+    if (!response.content) return body === '' ? [] : [`${operationId} ${status} documents no content but has a body`];
+    const schema = response.content[media]?.schema;
     if (!schema) return [`${operationId} ${status} does not document content type ${media}`];
     const key = `${operationId} ${status} ${media}`;
     let validate = cache.get(key);

@@ -34,6 +34,10 @@ const CONTRACT_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   ratelimit_redis_errors_total: 'counter',
   users_created_total: 'counter',
   users_create_conflicts_total: 'counter',
+  users_updated_total: 'counter',
+  users_erased_total: 'counter',
+  users_idempotent_replays_total: 'counter',
+  idempotency_keys_purged_total: 'counter',
   validation_failures_total: 'counter',
   auth_requests_total: 'counter',
   auth_jwks_fetches_total: 'counter',
@@ -269,6 +273,12 @@ describe('observability: Prometheus rules and Grafana dashboard', function () {
         'histogram_quantile(0.99',
       ]);
       for (const { expr } of latency) expect(expr).to.contain('sum by (le, route)');
+    });
+
+    it('shows updates, erasures and idempotent replays of the users resource', () => {
+      for (const metric of ['users_updated_total', 'users_erased_total', 'users_idempotent_replays_total']) {
+        expect(dashboardExprs.some((e) => e.expr.includes(metric)), metric).to.be.true;
+      }
     });
 
     it('has only PromQL that the real parser accepts (promtool check rules)', () => {

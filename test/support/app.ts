@@ -40,8 +40,9 @@ function logSink(lines: Record<string, unknown>[]): Writable {
  * and port 0. `env` overrides configuration the way an operator would; the limiter is generous
  * unless a test asks otherwise, so only rate-limit tests meet 429s.
  */
-export async function startTestApp(databaseUrl: string, env: Record<string, string> = {}): Promise<TestApp> {
-  const config = loadConfig({ LOG_LEVEL: 'info', RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: databaseUrl, PORT: '0', METRICS_PORT: '0' });
+export async function startTestApp(databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<TestApp> {
+  // An empty DATABASE_URL is unset: the embedded PGlite database, as `npm start` runs without one.
+  const config = loadConfig({ LOG_LEVEL: 'info', RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000', ...env, DATABASE_URL: databaseUrl ?? '', PORT: '0', METRICS_PORT: '0' });
   const logs: Record<string, unknown>[] = [];
   const log = createLogger(config.logLevel, logSink(logs));
   const dependencies = await openDependencies(config, log);
@@ -67,16 +68,23 @@ export async function startTestApp(databaseUrl: string, env: Record<string, stri
   };
 }
 
+/** Where a suite's app keeps its data: a fresh database on the real PostgreSQL, or embedded PGlite. */
+export type Backend = 'postgres' | 'embedded';
+export const BACKENDS: readonly Backend[] = ['postgres', 'embedded'];
+
 /**
  * Registers mocha hooks that give the enclosing suite a fresh database and an app on it, torn
- * down afterwards. Read `.db` and `.app` inside tests (they exist once `before` has run).
+ * down afterwards. Read `.db` and `.app` inside tests (they exist once `before` has run); `.db`
+ * exists only on PostgreSQL, `.app.database.knex` on both.
  */
-export function useTestApp(env: Record<string, string> = {}): { readonly db: TestDatabase; readonly app: TestApp } {
+export function useTestApp(env: Record<string, string> = {}, backend: Backend = 'postgres'): { readonly db: TestDatabase; readonly app: TestApp } {
   let db: TestDatabase | undefined;
   let app: TestApp | undefined;
-  before(async () => {
-    db = await createTestDatabase();
-    app = await startTestApp(db.url, env);
+  before(async function () {
+    // PGlite compiles its WebAssembly and migrates in this process: seconds when idle, a minute on a busy CI core.
+    if (backend === 'embedded') this.timeout(300_000);
+    db = backend === 'postgres' ? await createTestDatabase() : undefined;
+    app = await startTestApp(db?.url, env);
   });
   after(async () => {
     await app?.close();

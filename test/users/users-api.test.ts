@@ -202,7 +202,7 @@ describe('the users API', () => {
     });
 
     it('answers a wrong method with 405 and Allow', async () => {
-      const res = await call(`${users()}/1`, { method: 'DELETE' });
+      const res = await call(`${users()}/1`, { method: 'PUT' });
       expect(res.status).to.equal(405);
       expect(res.headers.get('allow')).to.include('GET');
       expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
