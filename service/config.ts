@@ -99,12 +99,6 @@ function within(name: string, ms: number, parent: string, parentMs: number): voi
   if (ms >= parentMs) throw new ConfigError(`${name} is invalid: must be shorter than ${parent} (${ms}ms >= ${parentMs}ms)`);
 }
 
-function positiveDuration(env: Env, name: string, fallback: string): number {
-  const ms = duration(env, name, fallback);
-  if (ms < 1) fail(name, raw(env, name) ?? fallback, 'a duration above zero');
-  return ms;
-}
-
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
   const value = raw(env, name) ?? fallback;
   if (!(allowed as readonly string[]).includes(value)) fail(name, value, `one of ${allowed.join(', ')}`);
@@ -206,8 +200,8 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     idempotency: {
       // The draft's suggestion: long enough for any client's retries, short enough to stay small.
-      keyTtlMs: positiveDuration(env, 'IDEMPOTENCY_KEY_TTL', '24h'),
-      purgeIntervalMs: positiveDuration(env, 'IDEMPOTENCY_PURGE_INTERVAL', '5m'),
+      keyTtlMs: duration(env, 'IDEMPOTENCY_KEY_TTL', '24h'),
+      purgeIntervalMs: duration(env, 'IDEMPOTENCY_PURGE_INTERVAL', '5m'),
     },
   };
 }

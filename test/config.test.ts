@@ -29,7 +29,7 @@ describe('configuration', () => {
     ['REDIS_URL', 'not a url', /REDIS_URL is invalid: not a URL/],
     ['LOG_LEVEL', 'verbose', /LOG_LEVEL="verbose" is invalid/],
     ['IDEMPOTENCY_KEY_TTL', '24', /IDEMPOTENCY_KEY_TTL="24" is invalid: expected a duration with a unit/],
-    ['IDEMPOTENCY_KEY_TTL', '0s', /IDEMPOTENCY_KEY_TTL="0s" is invalid: expected a duration above zero/],
+    ['IDEMPOTENCY_KEY_TTL', '0s', /IDEMPOTENCY_KEY_TTL="0s" is invalid: expected a duration from 1ms to 24h/],
     ['IDEMPOTENCY_PURGE_INTERVAL', '0ms', /IDEMPOTENCY_PURGE_INTERVAL="0ms" is invalid/],
   ] as const) {
     it(`names ${name} and what is wrong when it is ${JSON.stringify(value)}`, () => {
