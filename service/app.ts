@@ -11,6 +11,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { corsPolicy, securityHeaders } from './middleware/security.js';
 import type { Metrics } from './observability/metrics.js';
+import type { Tracing } from './observability/tracing.js';
 import { metricsRouter } from './observability/metrics-route.js';
 import { compileValidators, type OpenApiDocument } from './openapi/contract.js';
 import { openApiRouter } from './openapi/route.js';
@@ -25,6 +26,7 @@ export interface AppDeps {
   database: Database;
   rateLimiter: RateLimiter;
   openapi: OpenApiDocument;
+  tracing: Tracing;
   /** True once shutdown has begun: readiness fails and responses ask clients to reconnect elsewhere. */
   isDraining: () => boolean;
 }
@@ -37,7 +39,7 @@ const READY_PING_TIMEOUT_MS = 900;
  * path, outermost first; it lives here and nowhere else.
  */
 export function createApp(deps: AppDeps): Koa {
-  const { config, log, metrics, database, rateLimiter, openapi, isDraining } = deps;
+  const { config, log, metrics, database, rateLimiter, openapi, tracing, isDraining } = deps;
   const app = new Koa();
   // Trust exactly as many X-Forwarded-For hops as there are proxies we run; a client's own header
   // beyond that is ignored, so it cannot choose its rate-limit bucket.
@@ -52,7 +54,7 @@ export function createApp(deps: AppDeps): Koa {
     isDraining,
   });
   const users = usersRouter({
-    repository: new KnexUsersRepository(database.knex, metrics.dbQueryDuration),
+    repository: new KnexUsersRepository(database.knex, metrics.dbQueryDuration, tracing),
     validators: compileValidators(openapi),
     usersCreated: metrics.usersCreated,
     usersCreateConflicts: metrics.usersCreateConflicts,
@@ -60,6 +62,8 @@ export function createApp(deps: AppDeps): Koa {
   const cors = corsPolicy(config.corsOrigins);
 
   app.use(requestId(log));
+  const serverSpan = tracing.serverSpan();
+  if (serverSpan) app.use(serverSpan);
   app.use(httpMetrics(metrics));
   app.use(accessLog(log));
   app.use(closeConnectionsWhileDraining(isDraining));

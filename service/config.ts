@@ -3,6 +3,8 @@
  * Every variable is documented in the README's configuration table; keep the two in step.
  */
 
+import { loadTracingConfig, type TracingConfig } from './observability/tracing-config.js';
+
 export type RateLimitScope = 'client' | 'global';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -30,6 +32,8 @@ export interface Config {
   logLevel: LogLevel;
   shutdown: { drainDelayMs: number; timeoutMs: number };
   corsOrigins: string[];
+  /** OpenTelemetry's own OTEL_* variables; no endpoint means tracing off. */
+  tracing: TracingConfig;
 }
 
 /** Thrown for a bad environment; main.ts prints its message as one line and exits 1. */
@@ -128,5 +132,6 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: duration(env, 'SHUTDOWN_TIMEOUT', '30s'),
     },
     corsOrigins: (raw(env, 'CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    tracing: loadTracingConfig(env, (message) => { throw new ConfigError(message); }),
   };
 }

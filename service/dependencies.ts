@@ -4,6 +4,8 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrator.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createTracing, type Tracing } from './observability/tracing.js';
+import { tracedLimiter } from './observability/tracing-limiter.js';
 import { loadOpenApi, type OpenApiDocument } from './openapi/contract.js';
 import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './ratelimit/limiter.js';
@@ -14,7 +16,8 @@ export interface Dependencies {
   database: Database;
   rateLimiter: RateLimiter;
   openapi: OpenApiDocument;
-  /** Closes the pool and Redis; the process can then exit cleanly. */
+  tracing: Tracing;
+  /** Closes the pool and Redis and flushes pending spans; the process can then exit cleanly. */
   close: () => Promise<void>;
 }
 
@@ -24,24 +27,31 @@ export interface Dependencies {
  */
 export async function openDependencies(config: Config, log: Logger): Promise<Dependencies> {
   const metrics = createMetrics(new Registry());
+  const tracing = createTracing(config.tracing, {
+    droppedSpans: metrics.tracingSpansDropped,
+    // Flushing at exit gets what the drain delay leaves of the shutdown deadline, at most one export's timeout.
+    flushTimeoutMs: Math.max(0, Math.min(config.tracing.exportRequestTimeoutMs, config.shutdown.timeoutMs - config.shutdown.drainDelayMs)),
+  });
   const database = await openDatabase(config, log, (seconds) => { metrics.dbPoolAcquireDuration.observe(seconds); });
   metrics.observePool(database.poolStats);
   // The embedded database lives in memory: it starts empty every time.
   if (database.mode === 'embedded') await migrateLatest(database.knex, { advisoryLock: false });
-  const rateLimiter = createRateLimiter({
+  const rateLimiter = tracedLimiter(createRateLimiter({
     redisUrl: config.redisUrl,
     policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
     redisTimeoutMs: config.rateLimit.redisTimeoutMs,
     log,
     metrics,
-  });
+    tracing,
+  }), tracing);
   return {
     metrics,
     database,
     rateLimiter,
     openapi: loadOpenApi(),
+    tracing,
     close: async () => {
-      await Promise.allSettled([database.close(), rateLimiter.close()]);
+      await Promise.allSettled([database.close(), rateLimiter.close(), tracing.shutdown()]);
     },
   };
 }
