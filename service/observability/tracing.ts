@@ -201,8 +201,12 @@ export function createTracing(config: TracingConfig, deps: TracingDeps): Tracing
         const spanContext = span.spanContext();
         const state = ctx.state as TraceState & Partial<RequestLogState>;
         state.spanContext = spanContext;
-        // Every line this request logs carries the trace beside the request id.
-        if (state.log) state.log = state.log.child({ trace_id: spanContext.traceId, span_id: spanContext.spanId });
+        // Every line this request logs carries the trace beside the request id; trace_flags 01 says the
+        // trace is sampled (exported), 00 that it is not.
+        if (state.log) {
+          const flags = (spanContext.traceFlags & TraceFlags.SAMPLED) !== 0 ? '01' : '00';
+          state.log = state.log.child({ trace_id: spanContext.traceId, span_id: spanContext.spanId, trace_flags: flags });
+        }
         try {
           await contextManager.with(trace.setSpan(parent, span), next);
         } catch (err) {

@@ -35,6 +35,7 @@ const CONTRACT_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   users_created_total: 'counter',
   users_create_conflicts_total: 'counter',
   validation_failures_total: 'counter',
+  tracing_spans_dropped_total: 'counter',
 };
 /** Series Prometheus itself produces. */
 const PROMETHEUS_SERIES = ['up', 'ALERTS', 'ALERTS_FOR_STATE'];
@@ -61,6 +62,7 @@ interface RulesTestFile {
 }
 interface Target {
   expr?: string;
+  exemplar?: boolean;
   datasource?: { type?: string; uid?: string };
 }
 interface Panel {
@@ -267,6 +269,12 @@ describe('observability: Prometheus rules and Grafana dashboard', function () {
         'histogram_quantile(0.99',
       ]);
       for (const { expr } of latency) expect(expr).to.contain('sum by (le, route)');
+    });
+
+    it('shows exemplars on the latency panels, so a slow bucket links to a trace', () => {
+      const latencyPanels = panels.filter((p) => p.title.startsWith('Latency p'));
+      expect(latencyPanels).to.have.length(3);
+      for (const panel of latencyPanels) for (const target of panel.targets ?? []) expect(target.exemplar, panel.title).to.equal(true);
     });
 
     it('has only PromQL that the real parser accepts (promtool check rules)', () => {

@@ -17,8 +17,11 @@ function callerContext(sampled = true) {
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-${sampled ? '01' : '00'}` };
 }
 
-/** Exports as fast as possible so tests do not wait for the 5 s default batch delay. */
-const FAST_EXPORT = { OTEL_BSP_SCHEDULE_DELAY: '20', REDIS_URL: 'redis://127.0.0.1:6379' };
+/**
+ * Exports as fast as possible so tests do not wait for the 5 s default batch delay. Redis gets a
+ * generous timeout: on a busy machine the limiter would otherwise fall back, which is its own test.
+ */
+const FAST_EXPORT = { OTEL_BSP_SCHEDULE_DELAY: '20', REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_REDIS_TIMEOUT: '5s' };
 
 const serverSpanOf = (traceId: string) => (spans: ExportedSpan[]) => spans.find((s) => s.traceId === traceId && s.kind === SERVER);
 
@@ -102,7 +105,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
       const server = await collector.waitFor(serverSpanOf(caller.traceId));
       const lines = app.logs.filter((l) => l.requestId === 'trace-log-test');
       expect(lines.map((l) => l.msg)).to.include('request');
-      for (const line of lines) expect(line).to.include({ trace_id: caller.traceId, span_id: server.spanId });
+      for (const line of lines) expect(line).to.include({ trace_id: caller.traceId, span_id: server.spanId, trace_flags: '01' });
     });
 
     it('names a request to a random path by its method only, so random paths add no span names', async () => {
@@ -234,6 +237,9 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
         await app.close();
       }
       expect(collector.spans).to.deep.equal([]);
+      const access = app.logs.filter((l) => l.msg === 'request');
+      expect(access.length).to.be.greaterThan(0);
+      for (const line of access) expect(line).to.include({ trace_flags: '00' });
       await collector.close();
     });
   });
