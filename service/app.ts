@@ -61,9 +61,9 @@ export function createApp(deps: AppDeps): Koa {
   });
   const cors = corsPolicy(config.corsOrigins);
 
-  app.use(requestId(log));
   const serverSpan = tracing.serverSpan();
   if (serverSpan) app.use(serverSpan);
+  app.use(requestId(log));
   app.use(httpMetrics(metrics));
   app.use(accessLog(log));
   app.use(closeConnectionsWhileDraining(isDraining));

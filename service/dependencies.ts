@@ -27,7 +27,7 @@ export interface Dependencies {
  */
 export async function openDependencies(config: Config, log: Logger): Promise<Dependencies> {
   const metrics = createMetrics(new Registry());
-  const tracing = createTracing(config.tracing, {
+  const tracing = await createTracing(config.tracing, {
     droppedSpans: metrics.tracingSpansDropped,
     // Flushing at exit gets what the drain delay leaves of the shutdown deadline, at most one export's timeout.
     flushTimeoutMs: Math.max(0, Math.min(config.tracing.exportRequestTimeoutMs, config.shutdown.timeoutMs - config.shutdown.drainDelayMs)),

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Histogram } from 'prom-client';
-import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
+import type { Tracing } from '../observability/tracing.js';
 import { DependencyUnavailableError } from '../errors.js';
 import { UNIQUE_VIOLATION, isUnavailable, sqlState } from '../db/errors.js';
 import type { ListPage, UsersRepository } from './repository.js';
@@ -62,7 +62,7 @@ export class KnexUsersRepository implements UsersRepository {
   constructor(
     private readonly db: Knex,
     private readonly queryDuration: Histogram<'operation'>,
-    private readonly tracing: Tracing = TRACING_OFF,
+    private readonly tracing: Tracing,
   ) {
     const client = db.client as KnexPgClient;
     this.pg = client.config.client === 'pg' ? client : undefined;
