@@ -10,11 +10,14 @@ import {
   type SharedConfig,
 } from './config.js';
 import { EnvironmentStack } from './environment-stack.js';
+import { RegistryReplicaStack } from './registry-replica-stack.js';
 import { SharedStack } from './shared-stack.js';
 
 export interface UsersServiceApp {
   readonly app: App;
   readonly shared: SharedStack;
+  /** One per ECR replication region: the creation template the replicated repository is made from. */
+  readonly registryReplicas: readonly RegistryReplicaStack[];
   readonly environments: Readonly<Record<EnvironmentName, { readonly main: EnvironmentStack; readonly backupCopy: BackupCopyStack }>>;
 }
 
@@ -39,9 +42,21 @@ export function stackId(env: EnvironmentName, part?: 'backup-copy'): string {
 export function buildApp(options: BuildOptions = {}): UsersServiceApp {
   const app = new App(options.appProps);
   const envConfigs = options.environments ?? defaultEnvironments;
+  const sharedConfig = options.shared ?? defaultSharedConfig;
   const shared = new SharedStack(app, 'UsersService-Shared', {
-    config: options.shared ?? defaultSharedConfig,
+    config: sharedConfig,
     description: 'users-service: ECR repository and the CI role that pushes to it',
+  });
+  const registryReplicas = sharedConfig.ecrReplicationRegions.map((region) => {
+    const replica = new RegistryReplicaStack(app, `UsersService-Registry-${region}`, {
+      config: sharedConfig,
+      region,
+      lifecyclePolicyText: shared.lifecyclePolicyText,
+      description: `users-service: how ECR creates the replicated repository in ${region}`,
+    });
+    // The template must exist before the first replicated push creates the repository.
+    shared.addStackDependency(replica);
+    return replica;
   });
   const build = (config: EnvironmentConfig): { main: EnvironmentStack; backupCopy: BackupCopyStack } => {
     validateEnvironmentConfig(config);
@@ -60,6 +75,7 @@ export function buildApp(options: BuildOptions = {}): UsersServiceApp {
   const result = {
     app,
     shared,
+    registryReplicas,
     environments: { staging: build(envConfigs.staging), production: build(envConfigs.production) },
   };
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -18,6 +18,18 @@ export function copyVaultArn(config: EnvironmentConfig): string {
   return `arn:aws:backup:${config.backup.copyRegion}:${config.account}:backup-vault:${copyVaultName(config)}`;
 }
 
+/**
+ * Vault Lock in compliance mode (ChangeableForDays set): after the cooling-off
+ * period nobody, the account root and AWS included, can shorten a recovery
+ * point's retention, delete it early or remove the lock. Undefined when the
+ * environment has no lock configured.
+ */
+export function vaultLockConfiguration(config: EnvironmentConfig): backup.LockConfiguration | undefined {
+  const lock = config.backup.vaultLock;
+  if (lock === undefined) return undefined;
+  return { minRetention: Duration.days(lock.minRetentionDays), changeableFor: Duration.days(lock.changeableForDays) };
+}
+
 export interface BackupCopyStackProps extends StackProps {
   readonly config: EnvironmentConfig;
 }
@@ -64,9 +76,10 @@ export class BackupCopyStack extends Stack {
       backupVaultName: copyVaultName(config),
       encryptionKey: key,
       removalPolicy: RemovalPolicy.RETAIN,
-      // Recovery points expire through their lifecycle only: nobody, including
-      // an administrator with a stolen session, deletes them early.
+      // An access policy denying early deletion: an administrator can remove it.
+      // Vault Lock (production) is the protection that cannot be lifted.
       blockRecoveryPointDeletion: true,
+      lockConfiguration: vaultLockConfiguration(config),
     });
   }
 }

@@ -1,4 +1,5 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { RDS_CLASS_MEMORY_GIB } from './capacity.js';
 
 /**
  * Typed configuration for every environment. All values that differ between
@@ -77,11 +78,22 @@ export interface DatabaseConfig {
   /** Statements slower than this are logged (log_min_duration_statement). */
   readonly slowQueryThresholdMs: number;
   /**
-   * Days between rotations of the application secret (multi-user: the
-   * credentials it replaces stay valid until the next rotation, so pods have a
-   * whole period to pick up the new ones) and of the master secret (single-user).
+   * Day of the month (UTC, at rotationHourUtc) on which each secret rotates.
+   * The application secret uses multi-user rotation (the credentials it
+   * replaces stay valid until the next rotation, so pods have a whole month to
+   * pick up the new ones); the master secret single-user. Different days, so a
+   * failing rotation of one is diagnosed and fixed before the other runs (the
+   * application rotation signs in with the master credentials).
    */
-  readonly rotationDays: number;
+  readonly masterRotationDayOfMonth: number;
+  readonly appRotationDayOfMonth: number;
+  readonly rotationHourUtc: number;
+  /**
+   * Keep the three secrets (master, application, Redis) when the stack is
+   * deleted or a secret replaced. A final snapshot is useless without the
+   * credentials that open it, so every environment with finalSnapshot needs this.
+   */
+  readonly retainSecrets: boolean;
   /**
    * Replicate the automated backups (snapshots and transaction logs) to
    * backup.copyRegion, so point-in-time recovery works there too: the only way
@@ -106,6 +118,14 @@ export interface BackupConfig {
   readonly copyRetentionDays: number;
   /** UTC hour at which the daily AWS Backup job starts. */
   readonly dailyStartHourUtc: number;
+  /**
+   * AWS Backup Vault Lock in compliance mode on both vaults: once
+   * changeableForDays have passed, nobody (root and AWS included) can delete a
+   * recovery point before minRetentionDays, shorten its retention, remove the
+   * lock or delete the vault while it holds recovery points. Unset: the vaults
+   * are protected only by their access policy, which an administrator can remove.
+   */
+  readonly vaultLock?: { readonly minRetentionDays: number; readonly changeableForDays: number };
 }
 
 export interface EnvironmentConfig {
@@ -116,13 +136,6 @@ export interface EnvironmentConfig {
   readonly availabilityZones: readonly [string, string, string];
   /** CIDR of the data VPC created here; must not overlap the cluster VPC (peering). */
   readonly vpcCidr: string;
-  /**
-   * NAT gateways in the data VPC. Its only egress is the secret-rotation
-   * function calling the Secrets Manager API (the pods egress through the
-   * cluster's own VPC), so one gateway is enough even in production: losing
-   * its AZ delays a rotation, it does not stop the service.
-   */
-  readonly natGateways: number;
   /** CloudWatch Logs retention for flow logs and PostgreSQL logs. */
   readonly logRetention: RetentionDays;
   readonly database: DatabaseConfig;
@@ -173,10 +186,10 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
     region: 'us-east-1',
     availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
     vpcCidr: '10.20.0.0/20',
-    natGateways: 1,
     logRetention: RetentionDays.ONE_MONTH,
     database: {
-      instanceType: 't4g.micro',
+      // t4g.micro allows 56 connections (infra/lib/capacity.ts): not enough for 6 pods x 2 (blue/green).
+      instanceType: 't4g.small',
       allocatedStorageGiB: 20,
       maxAllocatedStorageGiB: 50,
       multiAz: false,
@@ -184,7 +197,10 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
       finalSnapshot: false,
       backupRetentionDays: 7,
       slowQueryThresholdMs: 500,
-      rotationDays: 30,
+      masterRotationDayOfMonth: 1,
+      appRotationDayOfMonth: 15,
+      rotationHourUtc: 6,
+      retainSecrets: false,
     },
     cache: { nodeType: 'cache.t4g.micro', nodes: 1 },
     backup: { copyRegion: 'us-west-2', retentionDays: 7, copyRetentionDays: 7, dailyStartHourUtc: 5 },
@@ -204,7 +220,6 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
     region: 'us-east-1',
     availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
     vpcCidr: '10.30.0.0/20',
-    natGateways: 1,
     logRetention: RetentionDays.THREE_MONTHS,
     database: {
       instanceType: 't4g.medium',
@@ -215,12 +230,21 @@ export const environments: Readonly<Record<EnvironmentName, EnvironmentConfig>> 
       finalSnapshot: true,
       backupRetentionDays: 7,
       slowQueryThresholdMs: 250,
-      rotationDays: 30,
+      masterRotationDayOfMonth: 1,
+      appRotationDayOfMonth: 15,
+      rotationHourUtc: 6,
+      retainSecrets: true,
       // Placeholder like the account id: the BackupCopy stack's PitrReplicationKeyArn output.
       crossRegionPitrKmsKeyArn: `arn:aws:kms:us-west-2:${PLACEHOLDER_ACCOUNT}:key/00000000-0000-4000-8000-000000000000`,
     },
     cache: { nodeType: 'cache.t4g.small', nodes: 2 },
-    backup: { copyRegion: 'us-west-2', retentionDays: 7, copyRetentionDays: 7, dailyStartHourUtc: 5 },
+    backup: {
+      copyRegion: 'us-west-2',
+      retentionDays: 7,
+      copyRetentionDays: 7,
+      dailyStartHourUtc: 5,
+      vaultLock: { minRetentionDays: 7, changeableForDays: 3 },
+    },
     cluster: {
       name: 'platform-production',
       oidcProviderArn: `arn:aws:iam::${PLACEHOLDER_ACCOUNT}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/PRODUCTION000000000000000000000`,
@@ -274,6 +298,29 @@ export function validateEnvironmentConfig(config: EnvironmentConfig): void {
   if (config.database.backupRetentionDays < 1) {
     problems.push('database.backupRetentionDays must be at least 1: 0 disables automated backups and point-in-time recovery');
   }
+  if (!(config.database.instanceType in RDS_CLASS_MEMORY_GIB)) {
+    problems.push(`database.instanceType ${config.database.instanceType} has no known memory (infra/lib/capacity.ts): the connection budget cannot be computed`);
+  }
+  const { masterRotationDayOfMonth, appRotationDayOfMonth } = config.database;
+  for (const [field, day] of [['masterRotationDayOfMonth', masterRotationDayOfMonth], ['appRotationDayOfMonth', appRotationDayOfMonth]] as const) {
+    // 28: every month has the day.
+    if (!Number.isInteger(day) || day < 1 || day > 28) problems.push(`database.${field} must be a day between 1 and 28`);
+  }
+  if (masterRotationDayOfMonth === appRotationDayOfMonth) {
+    problems.push('database.masterRotationDayOfMonth and appRotationDayOfMonth must differ (staggered rotations)');
+  }
+  if (config.database.finalSnapshot && !config.database.retainSecrets) {
+    problems.push('database.finalSnapshot needs database.retainSecrets: the snapshot cannot be opened without the master credentials');
+  }
+  const lock = config.backup.vaultLock;
+  if (lock !== undefined) {
+    if (lock.minRetentionDays < 7) problems.push('backup.vaultLock.minRetentionDays must be at least 7');
+    // AWS Backup: compliance mode needs a cooling-off period of at least 3 days.
+    if (lock.changeableForDays < 3) problems.push('backup.vaultLock.changeableForDays must be at least 3 (compliance mode)');
+    if (config.backup.retentionDays < lock.minRetentionDays || config.backup.copyRetentionDays < lock.minRetentionDays) {
+      problems.push('backup retention below backup.vaultLock.minRetentionDays: the locked vault would refuse every backup and copy job');
+    }
+  }
   if (config.cache.nodes < 1 || config.cache.nodes > 6) {
     problems.push('cache.nodes must be between 1 and 6 (primary plus up to 5 replicas)');
   }
@@ -301,6 +348,8 @@ export function validateEnvironmentConfig(config: EnvironmentConfig): void {
     if (!config.database.deletionProtection) problems.push('production requires database.deletionProtection');
     if (!config.database.finalSnapshot) problems.push('production requires database.finalSnapshot');
     if (config.cache.nodes < 2) problems.push('production requires a Redis replica (cache.nodes >= 2) for automatic failover');
+    if (!config.database.retainSecrets) problems.push('production requires database.retainSecrets');
+    if (config.backup.vaultLock === undefined) problems.push('production requires backup.vaultLock (compliance mode)');
   }
   if (problems.length > 0) {
     throw new Error(`invalid ${config.name} configuration:\n- ${problems.join('\n- ')}`);

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
@@ -9,8 +9,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { copyVaultArn } from './backup-copy-stack.js';
+import { copyVaultArn, vaultLockConfiguration } from './backup-copy-stack.js';
+import { maxConnections } from './capacity.js';
 import { contract, PASSWORD_EXCLUDED_CHARACTERS, type EnvironmentConfig } from './config.js';
+import { DataTierMonitoring } from './monitoring.js';
 
 export interface EnvironmentStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -18,10 +20,14 @@ export interface EnvironmentStackProps extends StackProps {
 
 /** Subnet group names; tests and the README refer to them. */
 export const SUBNETS = {
-  public: 'public',
   rotation: 'rotation',
   data: 'data',
 } as const;
+
+/** A Secrets Manager rotation schedule: the given day of every month. */
+function monthlyOn(dayOfMonth: number, hourUtc: number): string {
+  return `cron(0 ${hourUtc} ${dayOfMonth} * ? *)`;
+}
 
 /** Log groups are named by the service that writes them, so their names are fixed. */
 function rdsLogGroupName(instanceIdentifier: string, log: string): string {
@@ -78,6 +84,7 @@ export class EnvironmentStack extends Stack {
     const secretsKey = key('SecretsKey', 'secrets', 'Secrets Manager secrets (database credentials, Redis auth token)');
     const logsKey = key('LogsKey', 'logs', 'CloudWatch Logs (VPC flow logs, PostgreSQL logs)');
     const backupKey = key('BackupKey', 'backup', 'AWS Backup recovery points in the primary region');
+    const alarmsKey = key('AlarmsKey', 'alarms', 'the alarm topic (CloudWatch alarms, AWS Backup and rotation failures)');
     // CloudWatch Logs encrypts with the key itself (no grant), so the key policy
     // must allow the regional logs service, limited to this account's log groups.
     logsKey.addToResourcePolicy(
@@ -93,16 +100,16 @@ export class EnvironmentStack extends Stack {
     );
 
     // --- Network
+    // No internet gateway and no NAT: nothing here talks to the internet. The
+    // pods egress through the cluster's own VPC, and the rotation functions
+    // reach Secrets Manager through an interface endpoint.
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr(config.vpcCidr),
       maxAzs: config.availabilityZones.length,
-      natGateways: config.natGateways,
-      natGatewaySubnets: { subnetGroupName: SUBNETS.public },
+      natGateways: 0,
       subnetConfiguration: [
-        // Only the NAT gateway lives here; nothing of ours is internet-facing.
-        { name: SUBNETS.public, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 26, mapPublicIpOnLaunch: false },
-        // The secret-rotation function: it must reach the Secrets Manager API.
-        { name: SUBNETS.rotation, subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 26 },
+        // The secret-rotation functions and the Secrets Manager endpoint.
+        { name: SUBNETS.rotation, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 26 },
         // PostgreSQL and Redis: no route to or from the internet at all.
         { name: SUBNETS.data, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
       ],
@@ -165,19 +172,33 @@ export class EnvironmentStack extends Stack {
       allowAllOutbound: false,
     });
     redisSg.addIngressRule(podPeer, ec2.Port.tcp(contract.redisPort), 'users-service pods');
+    // EC2 accepts a group of the peer VPC only once the peering is active;
+    // without the dependency CloudFormation creates both in parallel and the
+    // first deploy fails.
+    databaseSg.node.addDependency(peering);
+    redisSg.node.addDependency(peering);
 
     // --- PostgreSQL
     const instanceIdentifier = `users-service-${env}`;
-    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 });
+    // The major version only: minor upgrades are automatic, and a pinned minor
+    // would make the template disagree with the instance after each one.
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.of('17', '17') });
     const parameterGroup = new rds.ParameterGroup(this, 'DatabaseParameters', {
       engine,
-      description: `users-service ${env}: TLS only, slow-query logging`,
+      description: `users-service ${env}: TLS only, slow-query logging without bind values, fixed connection limit`,
       parameters: {
         // Refuse unencrypted connections server-side, whatever sslmode a client asks for.
         'rds.force_ssl': '1',
         log_min_duration_statement: String(config.database.slowQueryThresholdMs),
         // Lock waits are the usual cause of a slow statement that is not itself slow.
         log_lock_waits: '1',
+        // A logged statement must not carry its bind values: they are names and
+        // e-mail addresses, and the log is kept for months.
+        log_parameter_max_length: '0',
+        log_parameter_max_length_on_error: '0',
+        // Stated, not left to RDS's memory formula, so the connection budget
+        // (README "Capacity", infra/test/connection-budget.spec.ts) is a fact.
+        max_connections: String(maxConnections(config.database.instanceType)),
       },
     });
     // RDS creates these on first write with no retention and no CMK; creating
@@ -225,6 +246,10 @@ export class EnvironmentStack extends Stack {
       iamAuthentication: true,
       autoMinorVersionUpgrade: true,
       caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
+      // 7 days of retention are free; encrypted like the data it samples (SQL text).
+      enablePerformanceInsights: true,
+      performanceInsightRetention: rds.PerformanceInsightRetention.DEFAULT,
+      performanceInsightEncryptionKey: dataKey,
     });
     rdsLogGroups.forEach((group) => { this.database.node.addDependency(group); });
     if (config.database.crossRegionPitrKmsKeyArn !== undefined) {
@@ -250,7 +275,7 @@ export class EnvironmentStack extends Stack {
       Validations.of(this.database).acknowledge({
         id: 'AwsSolutions-RDS10',
         reason:
-          'Deletion protection is off by configuration (staging) so the environment can be torn down and rebuilt; AWS Backup recovery points (kept in a locked vault and copied to a second region) survive that. Production has it on.',
+          'Deletion protection is off by configuration (staging) so the environment can be torn down and rebuilt. AWS Backup recovery points survive that: the unlocked staging vault is retained and named per stack instance (a rebuilt stack creates a new one), and every point is also copied to the second region. Production has it on.',
       });
     }
     const masterSecret = this.database.secret;
@@ -263,14 +288,15 @@ export class EnvironmentStack extends Stack {
     // the multi-user rotation function uses to log in as master and change the
     // password of the user that is not current. The user itself is created once
     // by the bootstrap in infra/sql/bootstrap-app-user.sql (see README).
-    this.databaseSecret = new rds.DatabaseSecret(this, 'DatabaseAppSecret', {
+    const appSecret = new rds.DatabaseSecret(this, 'DatabaseAppSecret', {
       username: contract.databaseAppUsername,
       dbname: contract.databaseName,
       secretName: contract.databaseSecretName(env),
       encryptionKey: secretsKey,
       masterSecret,
       excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
-    }).attach(this.database);
+    });
+    this.databaseSecret = appSecret.attach(this.database);
     // The rotation functions run in the rotation subnets and are the only other
     // clients the database security group admits (added by addRotation*).
     const rotationSg = new ec2.SecurityGroup(this, 'RotationSg', {
@@ -278,17 +304,29 @@ export class EnvironmentStack extends Stack {
       description: `users-service ${env} secret rotation: Secrets Manager API and PostgreSQL only`,
       allowAllOutbound: false,
     });
-    // The Secrets Manager endpoint is public (reached through the NAT gateway); its IPs are not fixed.
-    rotationSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'Secrets Manager API over the NAT gateway');
+    const endpointSg = new ec2.SecurityGroup(this, 'SecretsManagerEndpointSg', {
+      vpc: this.vpc,
+      description: `users-service ${env} Secrets Manager endpoint: HTTPS from the rotation functions only`,
+      allowAllOutbound: false,
+    });
+    const secretsManagerEndpoint = this.vpc.addInterfaceEndpoint('SecretsManagerEndpoint', {
+      service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+      subnets: { subnetGroupName: SUBNETS.rotation },
+      securityGroups: [endpointSg],
+      privateDnsEnabled: true,
+      open: false,
+    });
+    endpointSg.addIngressRule(rotationSg, ec2.Port.tcp(443), 'secret rotation functions');
+    rotationSg.addEgressRule(endpointSg, ec2.Port.tcp(443), 'Secrets Manager API through the interface endpoint');
     const rotation = {
       securityGroup: rotationSg,
-      automaticallyAfter: Duration.days(config.database.rotationDays),
       excludeCharacters: PASSWORD_EXCLUDED_CHARACTERS,
       vpcSubnets: { subnetGroupName: SUBNETS.rotation },
+      endpoint: secretsManagerEndpoint,
     };
     // Master: single-user rotation. Only administrators and the rotation
     // functions use it, and they read the secret at the moment they need it.
-    this.database.addRotationSingleUser(rotation);
+    const masterRotation = this.database.addRotationSingleUser(rotation);
     // Application: alternating users (users_app, users_app_clone). Each rotation
     // sets a new password on the user that is NOT current and makes it current;
     // the credentials the pods still hold stay valid until the next rotation, so
@@ -296,11 +334,28 @@ export class EnvironmentStack extends Stack {
     // Not immediately on creation: the first user must exist before the
     // function can log in with it (bootstrap), so the first rotation is one
     // period after the deploy.
-    this.database.addRotationMultiUser('RotationAppUser', {
+    const appRotation = this.database.addRotationMultiUser('RotationAppUser', {
       ...rotation,
       secret: this.databaseSecret,
       rotateImmediatelyOnUpdate: false,
     });
+    // CDK only offers rate(n days), which starts counting at the deploy: both
+    // schedules would fire on the same day, forever. Fixed, different days of
+    // the month instead (config.ts).
+    const schedule = (rotationConstruct: Construct, dayOfMonth: number): void => {
+      const found = Stack.of(this).node.findAll().filter(
+        (c): c is secretsmanager.CfnRotationSchedule =>
+          c instanceof secretsmanager.CfnRotationSchedule && JSON.stringify(Stack.of(this).resolve(c.rotationLambdaArn)).includes(rotationConstruct.node.id),
+      );
+      const [rotationSchedule] = found;
+      if (found.length !== 1 || rotationSchedule === undefined) throw new Error(`expected one rotation schedule for ${rotationConstruct.node.path}, found ${found.length}`);
+      rotationSchedule.addPropertyOverride('RotationRules', {
+        ScheduleExpression: monthlyOn(dayOfMonth, config.database.rotationHourUtc),
+        Duration: '2h',
+      });
+    };
+    schedule(masterRotation, config.database.masterRotationDayOfMonth);
+    schedule(appRotation, config.database.appRotationDayOfMonth);
 
     // --- Redis
     this.redisSecret = new secretsmanager.Secret(this, 'RedisAuthToken', {
@@ -319,6 +374,16 @@ export class EnvironmentStack extends Stack {
       reason:
         'ElastiCache has no managed rotation function for AUTH tokens; rotation is a two-step ModifyReplicationGroup (ROTATE then SET) done by the runbook in docs/disaster-recovery.md, so both tokens stay valid while pods restart.',
     });
+    if (config.database.retainSecrets) {
+      // Without a retain policy CloudFormation deletes a secret at once, with
+      // no recovery window, while the final snapshot it opens survives.
+      const masterSecretResource = this.database.node.findChild('Secret');
+      for (const secret of [masterSecretResource, appSecret, this.redisSecret]) {
+        secret.node.findAll().filter((c) => c instanceof secretsmanager.CfnSecret).forEach((c) => {
+          c.applyRemovalPolicy(RemovalPolicy.RETAIN);
+        });
+      }
+    }
     const redisSubnetGroup = new elasticache.CfnSubnetGroup(this, 'RedisSubnets', {
       description: `users-service ${env} Redis: data subnets`,
       subnetIds: dataSubnets.subnetIds,
@@ -364,11 +429,22 @@ export class EnvironmentStack extends Stack {
     });
 
     // --- AWS Backup: daily recovery points beyond the RDS automated backups, copied to a second region.
+    // A locked vault is never torn down, so it keeps its fixed name. An
+    // unlocked one (staging) is retained with its recovery points when the
+    // stack is deleted, so a rebuilt stack must not reuse the name: it takes
+    // the first group of the stack id's UUID (the BackupVaultName output has
+    // it; vault names are at most 50 characters, the whole UUID would not fit).
+    const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+    const vaultName = config.backup.vaultLock !== undefined
+      ? `users-service-${env}`
+      : `users-service-${env}-${Fn.select(0, Fn.split('-', stackUuid))}`;
     const vault = new backup.BackupVault(this, 'BackupVault', {
-      backupVaultName: `users-service-${env}`,
+      backupVaultName: vaultName,
       encryptionKey: backupKey,
       removalPolicy: RemovalPolicy.RETAIN,
+      // A vault access policy an administrator can remove; Vault Lock (production) is what nobody can lift.
       blockRecoveryPointDeletion: true,
+      lockConfiguration: vaultLockConfiguration(config),
     });
     const plan = new backup.BackupPlan(this, 'BackupPlan', {
       backupPlanName: `users-service-${env}`,
@@ -414,6 +490,16 @@ export class EnvironmentStack extends Stack {
       resources: [backup.BackupResource.fromRdsDatabaseInstance(this.database)],
       role: backupRole,
     });
+
+    const monitoring = new DataTierMonitoring(this, 'Monitoring', {
+      config,
+      topicKey: alarmsKey,
+      database: this.database,
+      redisReplicationGroupId: this.redis.replicationGroupId ?? `users-service-${env}`,
+      backupVaultName: vault.backupVaultName,
+      backupVaultArn: vault.backupVaultArn,
+    });
+    monitoring.node.addDependency(this.redis);
 
     // --- IRSA role for External Secrets: exactly one service account, exactly two
     // secrets: the application user's and Redis's. Never the master secret.
@@ -463,5 +549,6 @@ export class EnvironmentStack extends Stack {
     out('DataVpcId', this.vpc.vpcId, 'Data VPC, peered with the cluster VPC');
     out('PeeringConnectionId', peering.ref, 'VPC peering connection between the data VPC and the cluster VPC');
     out('BackupVaultName', vault.backupVaultName, 'Primary-region AWS Backup vault');
+    out('AlarmTopicArn', monitoring.topic.topicArn, 'SNS topic of the data-tier alarms, AWS Backup failures and rotation failures: subscribe the on-call channel');
   }
 }

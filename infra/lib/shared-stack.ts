@@ -7,13 +7,19 @@ import { contract, type SharedConfig } from './config.js';
 
 const GITHUB_OIDC_ISSUER = 'token.actions.githubusercontent.com';
 
-/** The ECR push actions a `docker push` of a new, immutable tag performs; nothing to read, delete or re-tag. */
+/**
+ * AWS's documented push policy: what `docker push` and `helm push` (OCI) of a
+ * new, immutable tag perform. BatchGetImage reads a manifest (OCI clients check
+ * whether it exists before and after the upload); no layer download
+ * (GetDownloadUrlForLayer), delete or re-tag.
+ */
 export const ECR_PUSH_ACTIONS = [
   'ecr:BatchCheckLayerAvailability',
   'ecr:InitiateLayerUpload',
   'ecr:UploadLayerPart',
   'ecr:CompleteLayerUpload',
   'ecr:PutImage',
+  'ecr:BatchGetImage',
 ] as const;
 
 export interface SharedStackProps extends StackProps {
@@ -27,6 +33,8 @@ export interface SharedStackProps extends StackProps {
  */
 export class SharedStack extends Stack {
   public readonly repository: ecr.Repository;
+  /** The repository's lifecycle policy as ECR receives it: the replicas get the same one. */
+  public readonly lifecyclePolicyText: string;
   public readonly ciRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: SharedStackProps) {
@@ -63,6 +71,11 @@ export class SharedStack extends Stack {
         },
       ],
     });
+
+    const cfnRepository = this.repository.node.defaultChild as ecr.CfnRepository;
+    const policy = this.resolve(cfnRepository.lifecyclePolicy) as { lifecyclePolicyText?: unknown } | undefined;
+    if (typeof policy?.lifecyclePolicyText !== 'string') throw new Error('the repository has no lifecycle policy text');
+    this.lifecyclePolicyText = policy.lifecyclePolicyText;
 
     if (config.ecrReplicationRegions.length > 0) {
       new ecr.CfnReplicationConfiguration(this, 'RegistryReplication', {

@@ -10,3 +10,6 @@ import './environment.spec.js';
 import './shared.spec.js';
 import './iam.spec.js';
 import './nag.spec.js';
+import './connection-budget.spec.js';
+import './monitoring.spec.js';
+import './docs.spec.js';

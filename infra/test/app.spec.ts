@@ -4,12 +4,13 @@ import { environments, sharedConfig } from '../lib/config.js';
 import { synthesized } from './support.js';
 
 describe('the CDK application', () => {
-  it('consists of the shared stack and, per environment, the primary stack and its backup-copy stack', () => {
+  it('consists of the shared stack, a registry stack per replication region and, per environment, the primary stack and its backup-copy stack', () => {
     assert.deepEqual(
       synthesized().assembly.stacks.map((s) => s.stackName).sort(),
       [
         'UsersService-Production',
         'UsersService-Production-BackupCopy',
+        'UsersService-Registry-us-west-2',
         'UsersService-Shared',
         'UsersService-Staging',
         'UsersService-Staging-BackupCopy',

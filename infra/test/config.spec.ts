@@ -71,11 +71,41 @@ describe('environment configuration', () => {
     ['database.finalSnapshot', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, finalSnapshot: false } })],
     ['cache.nodes', (c: EnvironmentConfig) => ({ ...c, cache: { ...c.cache, nodes: 1 } })],
     ['database.crossRegionPitrKmsKeyArn', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, crossRegionPitrKmsKeyArn: undefined } })],
+    ['database.retainSecrets', (c: EnvironmentConfig) => ({ ...c, database: { ...c.database, retainSecrets: false, finalSnapshot: true } })],
+    ['backup.vaultLock', (c: EnvironmentConfig) => ({ ...c, backup: { ...c.backup, vaultLock: undefined } })],
   ] as const) {
     it(`rejects a production configuration that turns off ${field}`, () => {
       assert.throws(() => { validateEnvironmentConfig(weaken(production)); }, /production requires/);
     });
   }
+
+  it('rejects rotating the master and the application secret on the same day', () => {
+    assert.throws(
+      () => { validateEnvironmentConfig({ ...production, database: { ...production.database, appRotationDayOfMonth: production.database.masterRotationDayOfMonth } }); },
+      /must differ/,
+    );
+  });
+
+  it('rejects a rotation day that some months do not have', () => {
+    assert.throws(() => { validateEnvironmentConfig({ ...production, database: { ...production.database, appRotationDayOfMonth: 31 } }); }, /between 1 and 28/);
+  });
+
+  it('rejects an instance class whose memory, and so connection limit, is unknown', () => {
+    assert.throws(() => { validateEnvironmentConfig({ ...production, database: { ...production.database, instanceType: 't4g.nano' } }); }, /no known memory/);
+  });
+
+  it('rejects a vault lock below 7 days or without the compliance-mode cooling-off period', () => {
+    const withLock = (minRetentionDays: number, changeableForDays: number): EnvironmentConfig => ({ ...production, backup: { ...production.backup, vaultLock: { minRetentionDays, changeableForDays } } });
+    assert.throws(() => { validateEnvironmentConfig(withLock(6, 3)); }, /at least 7/);
+    assert.throws(() => { validateEnvironmentConfig(withLock(7, 0)); }, /compliance mode/);
+  });
+
+  it('rejects a backup retention shorter than the vault lock\'s minimum (every job would fail)', () => {
+    assert.throws(
+      () => { validateEnvironmentConfig({ ...production, backup: { ...production.backup, vaultLock: { minRetentionDays: 14, changeableForDays: 3 } } }); },
+      /refuse every backup/,
+    );
+  });
 
   it('rejects a cross-region PITR key outside the copy region', () => {
     const key = `arn:aws:kms:${production.region}:${production.account}:key/00000000-0000-4000-8000-000000000000`;

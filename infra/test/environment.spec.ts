@@ -160,6 +160,28 @@ for (const name of ENVIRONMENTS) {
         });
       });
 
+      it('logs no bind values (names, e-mail addresses) with slow or failing statements', () => {
+        const params = asObject(single(stackOf(), 'AWS::RDS::DBParameterGroup').properties['Parameters'], 'Parameters');
+        assert.equal(params['log_parameter_max_length'], '0');
+        assert.equal(params['log_parameter_max_length_on_error'], '0');
+      });
+
+      it('pins the engine to major version 17 only, so automatic minor upgrades do not drift from the template', () => {
+        const t = stackOf();
+        const db = single(t, 'AWS::RDS::DBInstance').properties;
+        assert.equal(db['Engine'], 'postgres');
+        assert.equal(db['EngineVersion'], '17');
+        assert.equal(db['AutoMinorVersionUpgrade'], true);
+        assert.equal(single(t, 'AWS::RDS::DBParameterGroup').properties['Family'], 'postgres17');
+      });
+
+      it('records Performance Insights, encrypted with a customer-managed key', () => {
+        const t = stackOf();
+        const db = single(t, 'AWS::RDS::DBInstance').properties;
+        assert.equal(db['EnablePerformanceInsights'], true);
+        assert.equal(referencedType(t, db['PerformanceInsightsKMSKeyId']), KMS_KEY);
+      });
+
       it('exports the PostgreSQL log to CloudWatch Logs', () => {
         templateOf().hasResourceProperties('AWS::RDS::DBInstance', { EnableCloudwatchLogsExports: Match.arrayWith(['postgresql']) });
       });
@@ -217,7 +239,7 @@ for (const name of ENVIRONMENTS) {
         const master = secretNamed(t, contract.databaseMasterSecretName(name));
         const { schedule, application, applicationName } = rotationOf(t, app.attachment.logicalId);
         assert.equal(applicationName, 'SecretsManagerRDSPostgreSQLRotationMultiUser');
-        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `rate(${config.database.rotationDays} days)` });
+        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `cron(0 6 ${config.database.appRotationDayOfMonth} * ? *)`, Duration: '2h' });
         const parameters = asObject(application.properties['Parameters'], 'Parameters');
         assert.equal(referencedId(parameters['masterSecretArn']), master.attachment.logicalId);
         assert.equal(referencedType(t, parameters['masterSecretKmsKeyArn']), KMS_KEY);
@@ -229,11 +251,21 @@ for (const name of ENVIRONMENTS) {
         assert.equal(schedule['RotateImmediatelyOnUpdate'], false);
       });
 
-      it('rotates the master secret with the single-user function on the same schedule', () => {
+      it('rotates the master secret with the single-user function, monthly on its own day', () => {
         const t = stackOf();
         const { schedule, applicationName } = rotationOf(t, secretNamed(t, contract.databaseMasterSecretName(name)).attachment.logicalId);
         assert.equal(applicationName, 'SecretsManagerRDSPostgreSQLRotationSingleUser');
-        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `rate(${config.database.rotationDays} days)` });
+        assert.deepEqual(schedule['RotationRules'], { ScheduleExpression: `cron(0 6 ${config.database.masterRotationDayOfMonth} * ? *)`, Duration: '2h' });
+      });
+
+      it('never rotates the master and the application secret on the same day', () => {
+        const t = stackOf();
+        const expressions = resources(t, 'AWS::SecretsManager::RotationSchedule').map((r) => text(asObject(r.properties['RotationRules'], 'rules')['ScheduleExpression']));
+        assert.equal(expressions.length, 2);
+        // Both fixed days of the month (a rate() would count from the same deploy), and different ones.
+        const days = expressions.map((e) => /^cron\(\d+ \d+ (\d+) \* \? \*\)$/.exec(e)?.[1]);
+        assert.ok(days.every((d) => d !== undefined), expressions.join(', '));
+        assert.notEqual(days[0], days[1]);
       });
 
       it('has exactly these two rotation schedules', () => {
@@ -324,8 +356,52 @@ for (const name of ENVIRONMENTS) {
         templateOf().hasResourceProperties('AWS::EC2::VPCPeeringConnection', { PeerVpcId: config.cluster.vpcId });
       });
 
-      it('provisions the configured number of NAT gateways', () => {
-        assert.equal(resources(stackOf(), 'AWS::EC2::NatGateway').length, config.natGateways);
+      it('has no way to the internet: no internet gateway, no NAT gateway, no public subnet', () => {
+        const t = stackOf();
+        assert.deepEqual(resources(t, 'AWS::EC2::InternetGateway'), []);
+        assert.deepEqual(resources(t, 'AWS::EC2::NatGateway'), []);
+        for (const subnet of resources(t, 'AWS::EC2::Subnet')) assert.notEqual(subnet.properties['MapPublicIpOnLaunch'], true, subnet.logicalId);
+        for (const route of resources(t, 'AWS::EC2::Route')) assert.equal(route.properties['GatewayId'], undefined, route.logicalId);
+      });
+
+      it('reaches Secrets Manager through an interface endpoint with private DNS in the rotation subnets, open only to the rotation functions', () => {
+        const t = stackOf();
+        const endpoint = single(t, 'AWS::EC2::VPCEndpoint').properties;
+        assert.equal(endpoint['VpcEndpointType'], 'Interface');
+        assert.match(JSON.stringify(endpoint['ServiceName']), /secretsmanager/);
+        assert.equal(endpoint['PrivateDnsEnabled'], true);
+        assert.deepEqual(asArray(endpoint['SubnetIds']).map(referencedId).sort(), subnetIds(t, 'rotation').sort());
+        const endpointSg = referencedId(asArray(endpoint['SecurityGroupIds'])[0]);
+        const rotationSg = referencedId(asObject(resources(t, 'AWS::Serverless::Application')[0]!.properties['Parameters'], 'Parameters')['vpcSecurityGroupIds']);
+        assert.deepEqual(
+          ingressRules(t).filter((r) => r.group === endpointSg).map((r) => [referencedId(r.rule['SourceSecurityGroupId']), r.rule['FromPort'], r.rule['ToPort']]),
+          [[rotationSg, 443, 443]],
+        );
+      });
+
+      it('lets the rotation functions out only to the Secrets Manager endpoint (443) and the database port', () => {
+        const t = stackOf();
+        const rotationSg = referencedId(asObject(resources(t, 'AWS::Serverless::Application')[0]!.properties['Parameters'], 'Parameters')['vpcSecurityGroupIds']) ?? '';
+        const endpointSg = referencedId(asArray(single(t, 'AWS::EC2::VPCEndpoint').properties['SecurityGroupIds'])[0]);
+        const dbSg = referencedId(asArray(single(t, 'AWS::RDS::DBInstance').properties['VPCSecurityGroups'])[0]);
+        const inline = asArray(resources(t, 'AWS::EC2::SecurityGroup').find((g) => g.logicalId === rotationSg)!.properties['SecurityGroupEgress']).map((r) => asObject(r, 'egress'));
+        const separate = resources(t, 'AWS::EC2::SecurityGroupEgress').filter((r) => referencedId(r.properties['GroupId']) === rotationSg).map((r) => r.properties);
+        const egress = [...inline, ...separate].filter((r) => r['CidrIp'] !== '255.255.255.255/32'); // CDK's "no egress" placeholder
+        assert.deepEqual(
+          egress.map((r) => `${referencedId(r['DestinationSecurityGroupId']) ?? text(r['CidrIp'])}:${text(r['FromPort'])}`).sort(),
+          [`${endpointSg}:443`, `${dbSg}:${JSON.stringify({ 'Fn::GetAtt': [single(t, 'AWS::RDS::DBInstance').logicalId, 'Endpoint.Port'] })}`].sort(),
+        );
+      });
+
+      it('creates the security groups that name the pods\' group (in the peered VPC) only after the peering: EC2 refuses the reference before', () => {
+        const t = stackOf();
+        const peering = single(t, 'AWS::EC2::VPCPeeringConnection').logicalId;
+        const referencing = [
+          ...resources(t, 'AWS::EC2::SecurityGroup').filter((g) => JSON.stringify(g.properties['SecurityGroupIngress'] ?? null).includes(config.cluster.podSecurityGroupId)),
+          ...resources(t, 'AWS::EC2::SecurityGroupIngress').filter((r) => r.properties['SourceSecurityGroupId'] === config.cluster.podSecurityGroupId),
+        ];
+        assert.equal(referencing.length, 2);
+        for (const r of referencing) assert.ok(asArray(r.raw['DependsOn']).includes(peering), `${r.logicalId} DependsOn ${JSON.stringify(r.raw['DependsOn'] ?? [])}`);
       });
 
       it('records VPC flow logs', () => {
@@ -364,12 +440,13 @@ for (const name of ENVIRONMENTS) {
         assert.deepEqual(sources.sort(), [config.cluster.podSecurityGroupId, rotationSg].sort());
       });
 
-      it('opens nothing else: only the database and Redis groups have ingress rules', () => {
+      it('opens nothing else: only the database, Redis and Secrets Manager endpoint groups have ingress rules', () => {
         const t = stackOf();
         const groups = new Set(ingressRules(t).map((r) => r.group));
         const dbSg = referencedId(asArray(single(t, 'AWS::RDS::DBInstance').properties['VPCSecurityGroups'])[0]);
         const redisSg = referencedId(asArray(single(t, 'AWS::ElastiCache::ReplicationGroup').properties['SecurityGroupIds'])[0]);
-        assert.deepEqual([...groups].sort(), [dbSg, redisSg].sort());
+        const endpointSg = referencedId(asArray(single(t, 'AWS::EC2::VPCEndpoint').properties['SecurityGroupIds'])[0]);
+        assert.deepEqual([...groups].sort(), [dbSg, redisSg, endpointSg].sort());
       });
     });
 
@@ -396,6 +473,26 @@ for (const name of ENVIRONMENTS) {
         const arns = JSON.stringify(selection['Resources']);
         assert.match(arns, /:rds:/);
         assert.ok(arns.includes(single(t, 'AWS::RDS::DBInstance').logicalId));
+      });
+
+      it(config.backup.vaultLock ? 'locks the vault in compliance mode (minimum retention of at least 7 days)' : 'leaves the vault unlocked and names it per stack instance, so a torn-down stack can be rebuilt while the old vault keeps its recovery points', () => {
+        const vault = single(stackOf(), 'AWS::Backup::BackupVault');
+        const lock = vault.properties['LockConfiguration'];
+        if (config.backup.vaultLock) {
+          const l = asObject(lock, 'LockConfiguration');
+          assert.ok(Number(l['MinRetentionDays']) >= 7);
+          // ChangeableForDays is what makes it compliance mode (immutable after that); without it, governance mode.
+          assert.ok(Number(l['ChangeableForDays']) >= 3);
+          assert.equal(vault.properties['BackupVaultName'], `users-service-${name}`);
+        } else {
+          assert.equal(lock, undefined);
+          // users-service-<env>- plus the first 8 hex digits of the stack id's UUID: within the 50-character limit.
+          const join = asArray(asObject(vault.properties['BackupVaultName'], 'name')['Fn::Join']);
+          const parts = asArray(join[1]);
+          assert.equal(parts[0], `users-service-${name}-`);
+          assert.match(JSON.stringify(parts[1]), /"Fn::Select":\[0,\{"Fn::Split":\["-",\{"Fn::Select":\[2,\{"Fn::Split":\["\/",\{"Ref":"AWS::StackId"\}\]\}\]\}\]\}\]/);
+          assert.ok(`users-service-${name}-`.length + 8 <= 50);
+        }
       });
 
       it('blocks early deletion of recovery points in the vault', () => {
@@ -438,15 +535,20 @@ for (const name of ENVIRONMENTS) {
         const policies = resources(t, 'AWS::IAM::Policy').filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === roleId));
         assert.equal(policies.length, 1);
         const statements = asArray(asObject(policies[0]!.properties['PolicyDocument'], 'doc')['Statement']) as JsonObject[];
-        const secretIds = [secretNamed(t, contract.databaseSecretName(name)).attachment.logicalId, resources(t, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === contract.redisSecretName(name))!.logicalId];
+        const appSecret = secretNamed(t, contract.databaseSecretName(name));
+        const redisSecret = resources(t, 'AWS::SecretsManager::Secret').find((s) => s.properties['Name'] === contract.redisSecretName(name))!;
+        const secretIds = [appSecret.attachment.logicalId, redisSecret.logicalId];
+        // The key the two secrets are encrypted with, found from the secrets, not from the policy under test.
+        const secretsKey = referencedId(appSecret.secret.properties['KmsKeyId']);
+        assert.equal(referencedId(redisSecret.properties['KmsKeyId']), secretsKey);
+        assert.equal(referencedType(t, appSecret.secret.properties['KmsKeyId']), KMS_KEY);
         assert.deepEqual(
           statements.map((s) => ({ Action: s['Action'], Resource: asArray(s['Resource']).map(referencedId), Condition: s['Condition'] ?? null })),
           [
             { Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: secretIds, Condition: null },
-            { Action: 'kms:Decrypt', Resource: [referencedId(asArray(statements[1]!['Resource'])[0])], Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${config.region}.amazonaws.com` } } },
+            { Action: 'kms:Decrypt', Resource: [secretsKey], Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${config.region}.amazonaws.com` } } },
           ],
         );
-        assert.equal(referencedType(t, asArray(statements[1]!['Resource'])[0]), KMS_KEY);
         const master = secretNamed(t, contract.databaseMasterSecretName(name));
         const policyText = JSON.stringify(policies[0]!.properties['PolicyDocument']);
         assert.ok(!policyText.includes(master.secret.logicalId) && !policyText.includes(master.attachment.logicalId), 'the IRSA role must not name the master secret');
@@ -474,6 +576,7 @@ for (const name of ENVIRONMENTS) {
         'DatabasePort',
         'RedisEndpoint',
         'RedisPort',
+        'AlarmTopicArn',
       ];
       it(`exports what the chart needs: ${expected.join(', ')}`, () => {
         const outputs = asObject(stackOf()['Outputs'], 'Outputs');
@@ -502,6 +605,16 @@ for (const name of ENVIRONMENTS) {
       const vault = single(t, 'AWS::Backup::BackupVault');
       assert.equal(vault.properties['BackupVaultName'], copyVaultName(config));
       assert.equal(referencedType(t, vault.properties['EncryptionKeyArn']), KMS_KEY);
+    });
+
+    it(config.backup.vaultLock ? 'locks the copy vault in compliance mode too' : 'leaves the copy vault unlocked, as configured', () => {
+      const lock = single(synthesized().json(copyStack()), 'AWS::Backup::BackupVault').properties['LockConfiguration'];
+      if (config.backup.vaultLock) {
+        const l = asObject(lock, 'LockConfiguration');
+        assert.ok(Number(l['MinRetentionDays']) >= 7 && Number(l['ChangeableForDays']) >= 3);
+      } else {
+        assert.equal(lock, undefined);
+      }
     });
 
     it('is deployed before the environment stack that copies into it', () => {
@@ -544,5 +657,23 @@ describe('production protections (stated literally, not read from the config)', 
 
   it('retains the backup vault when the stack is deleted', () => {
     assert.equal(single(t(), 'AWS::Backup::BackupVault').raw['DeletionPolicy'], 'Retain');
+  });
+
+  it('retains every secret (master, application, Redis) when the stack is deleted or a secret replaced', () => {
+    const secrets = resources(t(), 'AWS::SecretsManager::Secret');
+    assert.equal(secrets.length, 3);
+    for (const s of secrets) {
+      assert.equal(s.raw['DeletionPolicy'], 'Retain', s.logicalId);
+      assert.equal(s.raw['UpdateReplacePolicy'], 'Retain', s.logicalId);
+    }
+  });
+
+  it('locks both backup vaults in compliance mode with at least 7 days of minimum retention', () => {
+    const production = synthesized().built.environments.production;
+    for (const stack of [production.main, production.backupCopy]) {
+      const lock = asObject(single(synthesized().json(stack), 'AWS::Backup::BackupVault').properties['LockConfiguration'], 'LockConfiguration');
+      assert.ok(Number(lock['MinRetentionDays']) >= 7, stack.stackName);
+      assert.ok(Number(lock['ChangeableForDays']) >= 3, stack.stackName);
+    }
   });
 });

@@ -44,6 +44,8 @@ function isAccountRoot(principal: Json | undefined): boolean {
  * - the key policy's default statement gives the account root kms:*, which delegates access
  *   control to IAM policies (AWS's documented default; without it the key is unmanageable),
  *   so any further kms: statement for the root grants nothing new;
+ * - in a key policy, EventBridge gets kms:Decrypt and kms:GenerateDataKey* (CDK's SNS target grant): the
+ *   data-key family on this one key, so it can publish to the encrypted alarm topic;
  * - ecr:GetAuthorizationToken supports no resource-level permissions, so it takes Resource "*".
  */
 export function justifiedException(found: FoundStatement): string | undefined {
@@ -57,6 +59,11 @@ export function justifiedException(found: FoundStatement): string | undefined {
     // Covers the default kms:* statement and the kms:ReEncrypt*/GenerateDataKey* statement
     // CDK's Secret adds for the root (through Secrets Manager only): a subset of what the root already has.
     if (isAccountRoot(s['Principal'])) return 'key policy: account root delegates to IAM';
+    // CDK's EventBridge SNS target grants the events service this pair on an encrypted topic's key.
+    const principal = isObject(s['Principal']) ? s['Principal'] : {};
+    if (principal['Service'] === 'events.amazonaws.com' && JSON.stringify([...actions].sort()) === '["kms:Decrypt","kms:GenerateDataKey*"]') {
+      return 'key policy: EventBridge may generate data keys with this key only, to publish to the encrypted alarm topic';
+    }
     return undefined;
   }
   if (actions.length === 1 && actions[0] === 'ecr:GetAuthorizationToken' && asArray(s['Resource']).every((r) => r === '*')) {

@@ -38,6 +38,13 @@ describe('IAM wildcard check (the checker itself)', () => {
     assert.equal(wildcardViolations(templateWith([s], 'AWS::KMS::Key')).length, 1);
   });
 
+  it('flags kms:GenerateDataKey* in a key policy for a service other than EventBridge, or with more actions', () => {
+    const grant = (service: string, actions: string[]): JsonObject => ({ Effect: 'Allow', Action: actions, Resource: '*', Principal: { Service: service } });
+    assert.deepEqual(wildcardViolations(templateWith([grant('events.amazonaws.com', ['kms:Decrypt', 'kms:GenerateDataKey*'])], 'AWS::KMS::Key')), []);
+    assert.equal(wildcardViolations(templateWith([grant('lambda.amazonaws.com', ['kms:Decrypt', 'kms:GenerateDataKey*'])], 'AWS::KMS::Key')).length, 1);
+    assert.equal(wildcardViolations(templateWith([grant('events.amazonaws.com', ['kms:Decrypt', 'kms:GenerateDataKey*', 'kms:Encrypt'])], 'AWS::KMS::Key')).length, 1);
+  });
+
   it('accepts a Deny statement with wildcards (it restricts, it grants nothing)', () => {
     assert.deepEqual(wildcardViolations(templateWith([{ Effect: 'Deny', Action: 's3:*', Resource: '*' }])), []);
   });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { contract, sharedConfig } from '../lib/config.js';
-import { ECR_PUSH_ACTIONS } from '../lib/shared-stack.js';
 import { asArray, asObject, referencedId, referencedType, resources, single, synthesized, text, type JsonObject } from './support.js';
 
 const shared = (): JsonObject => synthesized().json(synthesized().built.shared);
@@ -55,6 +54,28 @@ describe('shared stack: registry replication', () => {
   });
 });
 
+describe('registry replica stacks: how replication creates the repository in the backup region', () => {
+  it('exist once per replication region, in that region', () => {
+    assert.deepEqual(synthesized().built.registryReplicas.map((s) => s.region), [...sharedConfig.ecrReplicationRegions]);
+  });
+
+  it('give the replicated users-service repository immutable tags and the source repository\'s lifecycle', () => {
+    const sourcePolicy = asObject(single(shared(), 'AWS::ECR::Repository').properties['LifecyclePolicy'], 'lifecycle')['LifecyclePolicyText'];
+    for (const stack of synthesized().built.registryReplicas) {
+      const template = single(synthesized().json(stack), 'AWS::ECR::RepositoryCreationTemplate').properties;
+      assert.equal(template['Prefix'], 'users-service');
+      assert.deepEqual(template['AppliedFor'], ['REPLICATION']);
+      assert.equal(template['ImageTagMutability'], 'IMMUTABLE');
+      assert.equal(template['LifecyclePolicy'], sourcePolicy);
+      assert.deepEqual(template['EncryptionConfiguration'], { EncryptionType: 'KMS' });
+    }
+  });
+
+  it('are deployed before the shared stack that turns replication on', () => {
+    for (const stack of synthesized().built.registryReplicas) assert.ok(synthesized().built.shared.dependencies.includes(stack));
+  });
+});
+
 describe('shared stack: CI role (GitHub OIDC)', () => {
   const ciRole = () => resources(shared(), 'AWS::IAM::Role').find((r) => r.properties['RoleName'] === 'users-service-ci-ecr-push')!;
 
@@ -81,18 +102,44 @@ describe('shared stack: CI role (GitHub OIDC)', () => {
     assert.equal(policies.length, 1);
     const statements = asArray(asObject(policies[0]!.properties['PolicyDocument'], 'doc')['Statement']).map((s) => asObject(s, 'statement'));
     const repository = single(t, 'AWS::ECR::Repository').logicalId;
+    // AWS's documented push policy, written out here rather than taken from the code under test.
+    const push = [
+      'ecr:BatchCheckLayerAvailability',
+      'ecr:InitiateLayerUpload',
+      'ecr:UploadLayerPart',
+      'ecr:CompleteLayerUpload',
+      'ecr:PutImage',
+      // OCI clients (helm push, docker buildx) read the manifest before and after the upload.
+      'ecr:BatchGetImage',
+    ];
     assert.deepEqual(
-      statements.map((s) => ({ Effect: s['Effect'], Action: s['Action'], Resource: referencedId(s['Resource']) ?? s['Resource'] })),
+      statements.map((s) => ({ Effect: s['Effect'], Action: asArray(s['Action']).map(String).sort(), Resource: referencedId(s['Resource']) ?? s['Resource'] })),
       [
-        { Effect: 'Allow', Action: [...ECR_PUSH_ACTIONS], Resource: repository },
-        { Effect: 'Allow', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
+        { Effect: 'Allow', Action: [...push].sort(), Resource: repository },
+        { Effect: 'Allow', Action: ['ecr:GetAuthorizationToken'], Resource: '*' },
       ],
     );
   });
 
-  it('includes no pull, delete or tag-rewriting permission', () => {
-    for (const forbidden of ['ecr:BatchDeleteImage', 'ecr:DeleteRepository', 'ecr:SetRepositoryPolicy', 'ecr:PutLifecyclePolicy', 'ecr:PutImageTagMutability']) {
-      assert.ok(!(ECR_PUSH_ACTIONS as readonly string[]).includes(forbidden), forbidden);
+  it('includes no layer download (pull), delete, policy or tag-rewriting permission', () => {
+    const role = ciRole();
+    const granted = resources(shared(), 'AWS::IAM::Policy')
+      .filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === role.logicalId))
+      .flatMap((p) => asArray(asObject(p.properties['PolicyDocument'], 'doc')['Statement']))
+      .flatMap((s) => asArray(asObject(s, 'statement')['Action']).map(String));
+    assert.ok(granted.length > 0);
+    const forbidden = [
+      'ecr:GetDownloadUrlForLayer',
+      'ecr:BatchDeleteImage',
+      'ecr:DeleteRepository',
+      'ecr:SetRepositoryPolicy',
+      'ecr:PutLifecyclePolicy',
+      'ecr:PutImageTagMutability',
+      'ecr:PutReplicationConfiguration',
+    ];
+    for (const action of granted) {
+      assert.ok(!action.includes('*'), action);
+      assert.ok(!forbidden.includes(action), action);
     }
   });
 });

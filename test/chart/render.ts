@@ -5,8 +5,10 @@
 //   validateObject(obj)            -> schema validation with kubernetes-models / @kubernetes-models CRDs,
 //                                     unknown apiVersion/kind and unknown fields are errors
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Ajv } from 'ajv';
 import { parseAllDocuments } from 'yaml';
 import { k8sTool, repoRoot } from '../../scripts/k8s-tools.js';
 
@@ -184,8 +186,55 @@ function validateStrict(cls: ModelClass, data: unknown): string[] {
   return errors;
 }
 
+// ---------------------------------------------------------------------------------------------------------------------
+// CRDs without a kubernetes-models package: the openAPIV3Schema vendored from the project's published CRD
+// (test/chart/fixtures/<group>_<version>_<Kind>.schema.json, with its source commit in $comment).
+
+interface OpenApiSchema {
+  type?: string;
+  properties?: Record<string, OpenApiSchema>;
+  items?: OpenApiSchema;
+  additionalProperties?: boolean | OpenApiSchema;
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+}
+
+const vendoredCrds: Record<string, string> = { 'kyverno.io/v1/Policy': 'kyverno.io_v1_Policy.schema.json' };
+const vendoredValidators = new Map<string, { schema: OpenApiSchema; validate: ReturnType<Ajv['compile']> }>();
+
+function vendoredValidator(apiVersion: string, kind: string): { schema: OpenApiSchema; validate: ReturnType<Ajv['compile']> } | undefined {
+  const key = `${apiVersion}/${kind}`;
+  const file = vendoredCrds[key];
+  if (file === undefined) return undefined;
+  let v = vendoredValidators.get(key);
+  if (!v) {
+    const doc = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', file), 'utf8')) as { openAPIV3Schema: OpenApiSchema };
+    // strict: false - the CRD schema carries x-kubernetes-* extensions ajv does not know.
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    v = { schema: doc.openAPIV3Schema, validate: ajv.compile(doc.openAPIV3Schema) };
+    vendoredValidators.set(key, v);
+  }
+  return v;
+}
+
+/** Fields the structural schema does not declare (the API server would prune them silently). */
+function unknownFields(schema: OpenApiSchema | undefined, value: unknown, at: string): string[] {
+  if (schema === undefined || schema['x-kubernetes-preserve-unknown-fields'] === true || value === null || typeof value !== 'object') return [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => unknownFields(schema.items, v, `${at}/${i}`));
+  const props = schema.properties;
+  if (props === undefined) {
+    const ap = schema.additionalProperties;
+    return typeof ap === 'object' ? Object.entries(value).flatMap(([k, v]) => unknownFields(ap, v, `${at}/${k}`)) : [];
+  }
+  return Object.entries(value).flatMap(([k, v]) => (props[k] === undefined ? [`unknown field ${at}/${k}`] : unknownFields(props[k], v, `${at}/${k}`)));
+}
+
 /** Validation errors of one object ([] = valid). An apiVersion/kind without a model is an error. */
 export async function validateObject(obj: K8sObject): Promise<string[]> {
+  const vendored = vendoredValidator(obj.apiVersion, obj.kind);
+  if (vendored) {
+    const errors = vendored.validate(obj) ? [] : (vendored.validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+    return [...errors, ...unknownFields(vendored.schema, obj, '')];
+  }
   const cls = await modelFor(obj.apiVersion, obj.kind);
   if (!cls) return [`no schema for ${obj.apiVersion} ${obj.kind}`];
   return validateStrict(cls, obj);

@@ -17,12 +17,28 @@ type Env = (typeof ENVS)[number];
 const project = readManifests('argocd/project.yaml')[0]!;
 const apps = new Map<Env, K8sObject>(ENVS.map((env) => [env, readManifests(`argocd/${env}/application.yaml`)[0]!]));
 const app = (env: Env): K8sObject => apps.get(env)!;
+const appsOfApps = readManifests('argocd/apps.yaml');
 const spec = (o: K8sObject): Record<string, unknown> => asObj(o.spec);
-const source = (o: K8sObject): Record<string, unknown> => asObj(spec(o).source);
+const sources = (o: K8sObject): Record<string, unknown>[] => asObjArr(spec(o).sources);
+/** The chart source (the one with a path). */
+const source = (o: K8sObject): Record<string, unknown> => sources(o).find((x) => x.path !== undefined) ?? {};
+/** The `ref` source valueFiles name as $<ref>. */
+const refSource = (o: K8sObject, ref: string): Record<string, unknown> | undefined => sources(o).find((x) => x.ref === ref);
 const helm = (o: K8sObject): Record<string, unknown> => asObj(source(o).helm);
 const valueFiles = (o: K8sObject): string[] => asArr(helm(o).valueFiles).map(String);
-/** Argo CD resolves valueFiles relative to the source path and refuses anything outside the repository. */
-const resolveValueFile = (o: K8sObject, f: string): string => path.resolve(repoRoot, String(source(o).path), f);
+/**
+ * Argo CD resolves valueFiles relative to the chart source's path, and `$ref/...` relative to the root of the ref
+ * source's checkout. Here both sources are this repository, so both resolve into the working tree.
+ */
+const resolveValueFile = (o: K8sObject, f: string): string => {
+  const m = /^\$([a-z0-9-]+)\/(.*)$/.exec(f);
+  if (m) {
+    expect(refSource(o, m[1]!), `source with ref ${m[1]!}`).to.not.equal(undefined);
+    return path.resolve(repoRoot, m[2]!);
+  }
+  return path.resolve(repoRoot, String(source(o).path), f);
+};
+const releaseFile = (env: Env): Record<string, unknown> => asObj(asObj(readYaml(`argocd/${env}/image.yaml`)).image);
 
 const rendered = new Map<Env, Promise<K8sObject[]>>();
 function renderEnv(env: Env): Promise<K8sObject[]> {
@@ -42,24 +58,27 @@ function renderEnv(env: Env): Promise<K8sObject[]> {
 describe('Argo CD (argocd/)', function () {
   this.timeout(60_000);
 
-  it('argocd/ holds exactly the project, one Application per environment and the image tag files', () => {
+  it('argocd/ holds exactly the app of apps, the project, one Application per environment and the release files', () => {
     const files = (dir: string): string[] =>
       readdirSync(dir).flatMap((f) => (statSync(path.join(dir, f)).isDirectory() ? files(path.join(dir, f)) : [path.join(dir, f)]));
     const rel = files(repoPath('argocd')).map((f) => path.relative(repoRoot, f)).sort();
     expect(rel).to.deep.equal([
+      'argocd/apps.yaml',
       'argocd/production/application.yaml',
-      'argocd/production/image-tag.yaml',
+      'argocd/production/image.yaml',
       'argocd/project.yaml',
       'argocd/staging/application.yaml',
-      'argocd/staging/image-tag.yaml',
+      'argocd/staging/image.yaml',
     ]);
   });
 
   it('every Argo CD object validates against its schema (no unknown fields)', async () => {
-    const objs = [project, ...apps.values()];
+    const objs = [project, ...apps.values(), ...appsOfApps];
     expect(objs.map((o) => `${o.apiVersion} ${o.kind}`)).to.deep.equal([
       'argoproj.io/v1alpha1 AppProject',
       'argoproj.io/v1alpha1 Application',
+      'argoproj.io/v1alpha1 Application',
+      'argoproj.io/v1alpha1 AppProject',
       'argoproj.io/v1alpha1 Application',
     ]);
     const errors: string[] = [];
@@ -98,14 +117,14 @@ describe('Argo CD (argocd/)', function () {
 
   for (const env of ENVS) {
     describe(`Application users-service-${env}`, () => {
-      it('points at the chart, its env file and the image tag file, all present in the repository', () => {
+      it('points at the chart, its env file and the release file, all present in the repository', () => {
         const a = app(env);
         expect(a.metadata.name).to.equal(`users-service-${env}`);
-        expect(source(a).targetRevision).to.equal('main');
+        expect(spec(a), 'multi-source only').to.not.have.property('source');
         expect(path.resolve(repoRoot, String(source(a).path))).to.equal(chartDir);
         expect(existsSync(path.join(chartDir, 'Chart.yaml'))).to.equal(true);
         expect(helm(a).releaseName).to.equal('users-service');
-        expect(valueFiles(a)).to.deep.equal([`env/${env}.yaml`, `../../argocd/${env}/image-tag.yaml`]);
+        expect(valueFiles(a)).to.deep.equal([`env/${env}.yaml`, `$values/argocd/${env}/image.yaml`]);
         for (const f of valueFiles(a)) {
           const abs = resolveValueFile(a, f);
           expect(abs.startsWith(repoRoot + path.sep), `${f} stays inside the repository`).to.equal(true);
@@ -113,11 +132,17 @@ describe('Argo CD (argocd/)', function () {
         }
       });
 
-      it('the image tag file sets image.tag only, to an immutable full git sha', () => {
-        const tagFile = readYaml(`argocd/${env}/image-tag.yaml`);
-        expect(Object.keys(asObj(tagFile))).to.deep.equal(['image']);
-        expect(Object.keys(asObj(asObj(tagFile).image))).to.deep.equal(['tag']);
-        expect(String(asObj(asObj(tagFile).image).tag)).to.match(/^[0-9a-f]{40}$/);
+      it('the release file sets image.tag (a full git sha) and image.digest only', () => {
+        const file = readYaml(`argocd/${env}/image.yaml`);
+        expect(Object.keys(asObj(file))).to.deep.equal(['image']);
+        expect(Object.keys(releaseFile(env))).to.deep.equal(['tag', 'digest']);
+        expect(String(releaseFile(env).tag)).to.match(/^[0-9a-f]{40}$/);
+        expect(String(releaseFile(env).digest)).to.match(/^sha256:[0-9a-f]{64}$/);
+      });
+
+      it('the release file comes from main (the $values ref), whatever revision the chart comes from', () => {
+        const values = refSource(app(env), 'values');
+        expect(values).to.deep.equal({ repoURL: source(app(env)).repoURL, targetRevision: 'main', ref: 'values' });
       });
 
       it('automated sync with prune and self-heal, CreateNamespace with the restricted Pod Security labels, cascade delete', () => {
@@ -149,14 +174,14 @@ describe('Argo CD (argocd/)', function () {
         const errors: string[] = [];
         for (const o of objs) for (const e of await validateObject(o)) errors.push(`${name(o)}: ${e}`);
         expect(errors).to.deep.equal([]);
-        const tag = String(asObj(asObj(readYaml(`argocd/${env}/image-tag.yaml`)).image).tag);
+        const digest = String(releaseFile(env).digest);
         const repository = String(asObj(asObj(readYaml(`chart/users-service/env/${env}.yaml`)).image).repository);
         const images = objs.flatMap((o) => {
           const pod = asObj(asObj(asObj(o.spec).template).spec);
           return asObjArr(pod.containers).map((c) => String(c.image));
         });
         expect(images.length).to.be.at.least(2);
-        for (const image of images) expect(image).to.equal(`${repository}:${tag}`);
+        for (const image of images) expect(image).to.equal(`${repository}@${digest}`);
       });
 
       it('ignoreDifferences covers spec.replicas of the workload the HPA scales (and the chart leaves it unset)', async () => {
@@ -176,6 +201,29 @@ describe('Argo CD (argocd/)', function () {
       });
     });
   }
+
+  it('a release is promoted as a unit: staging follows main, production pins the chart to the commit its image was built from', () => {
+    expect(source(app('staging')).targetRevision).to.equal('main');
+    const pin = String(source(app('production')).targetRevision);
+    expect(pin, 'a full commit sha, never a branch').to.match(/^[0-9a-f]{40}$/);
+    // Image tags are the commit they were built from, so chart + values + image of production come from one commit.
+    expect(pin).to.equal(String(releaseFile('production').tag));
+  });
+
+  it('the app of apps keeps the project and both Applications in step with main, and nothing else', () => {
+    const [appsProject, root] = appsOfApps;
+    expect(root!.kind).to.equal('Application');
+    const src = asObj(spec(root!).source);
+    expect(src).to.include({ repoURL: 'https://github.com/example/users-service.git', targetRevision: 'main', path: 'argocd' });
+    const include = String(asObj(src.directory).include);
+    const globs = /^\{(.*)\}$/.exec(include)![1]!.split(',');
+    expect(globs.sort()).to.deep.equal(['production/application.yaml', 'project.yaml', 'staging/application.yaml']);
+    expect(asObj(asObj(spec(root!).syncPolicy).automated)).to.deep.equal({ prune: false, selfHeal: true });
+    expect(spec(root!).project).to.equal(appsProject!.metadata.name);
+    expect(spec(appsProject!).destinations).to.deep.equal([{ name: 'in-cluster', namespace: 'argocd' }]);
+    expect(spec(appsProject!).clusterResourceWhitelist).to.deep.equal([]);
+    expect(asObjArr(spec(appsProject!).namespaceResourceWhitelist).map((r) => gk(str(r.group), str(r.kind))).sort()).to.deep.equal(['argoproj.io/AppProject', 'argoproj.io/Application']);
+  });
 
   it('namespaceResourceWhitelist is exactly the set of kinds the chart renders for staging and production', async () => {
     const renderedKinds = new Set<string>();

@@ -145,12 +145,10 @@ describe('local loop (skaffold.yaml, k8s/)', function () {
       expect(forwards).to.deep.equal([{ resourceType: 'service', resourceName: 'users-service', namespace: 'users-service-dev', port: 80, localPort: 8080 }]);
     });
 
-    it('the rollouts profile turns Rollout mode on (and analysis off: no Prometheus on kind)', () => {
+    it('the rollouts profile flips the one documented switch, rollout.enabled (the smoke test gates promotion without Prometheus)', () => {
       const profiles = asObjArr(configNamed('users-service').profiles);
       expect(profiles.map((p) => p.name)).to.deep.equal(['rollouts']);
-      expect(profiles[0]!.patches).to.deep.equal([
-        { op: 'add', path: '/deploy/helm/releases/0/setValues', value: { 'rollout.enabled': true, 'rollout.analysis.enabled': false } },
-      ]);
+      expect(profiles[0]!.patches).to.deep.equal([{ op: 'add', path: '/deploy/helm/releases/0/setValues', value: { 'rollout.enabled': true } }]);
     });
 
     for (const profile of ['default', 'rollouts'] as const) {
@@ -172,7 +170,10 @@ describe('local loop (skaffold.yaml, k8s/)', function () {
         const workload = objs.filter((o) => o.kind === workloadKind);
         expect(workload).to.have.length(1);
         expect(objs.some((o) => o.kind === (profile === 'rollouts' ? 'Deployment' : 'Rollout'))).to.equal(false);
-        expect(objs.some((o) => o.kind === 'AnalysisTemplate' || o.kind === 'ServiceMonitor' || o.kind === 'HorizontalPodAutoscaler')).to.equal(false);
+        expect(objs.some((o) => o.kind === 'ServiceMonitor' || o.kind === 'HorizontalPodAutoscaler')).to.equal(false);
+        // Rollout mode: promotion gated by the smoke test only (no Prometheus on kind).
+        const templates = objs.filter((o) => o.kind === 'AnalysisTemplate');
+        expect(templates.map((t) => asObjArr(asObj(t.spec).metrics).map((m) => m.name))).to.deep.equal(profile === 'rollouts' ? [['smoke']] : []);
         // The image skaffold built, in the app and in the migration Job.
         const specs = podSpecs(objs);
         expect(specs.map((s) => s.owner).sort()).to.deep.equal([`Job/users-service-migrations`, `${workloadKind}/users-service`].sort());
@@ -186,7 +187,7 @@ describe('local loop (skaffold.yaml, k8s/)', function () {
           expect(ref, owner).to.deep.include({ name: secret.metadata.name, key: 'DATABASE_URL' });
           expect(asObj(secret.stringData), owner).to.have.property(String(ref.key));
         }
-        const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'users-service');
+        const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('users-service-config-'));
         expect(asObj(cm?.data).REDIS_URL).to.equal('redis://redis:6379');
         // The Service the port-forward targets exists and exposes port 80 -> http.
         const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'users-service');

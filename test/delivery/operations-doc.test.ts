@@ -66,9 +66,34 @@ describe('docs/operations.md', () => {
     for (const heading of ['release-flow', 'promoting-to-production', 'abort-and-roll-back', 'migrations-order-and-compatibility', 'bluegreen-on-eks-not-behind-an-alb', 'tls-to-rds-the-ca-bundle']) {
       expect(anchors, heading).to.include(heading);
     }
-    for (const phrase of ['PreSync', 'promote-full', 'kubectl argo rollouts', 'git revert', 'expand / contract', 'scaleDownDelaySeconds', 'argocd/staging/image-tag.yaml']) {
+    for (const phrase of ['Sync hook', 'kubectl argo rollouts', 'git revert', 'expand / contract', 'scaleDownDelaySeconds', 'argocd/staging/image.yaml']) {
       expect(doc, phrase).to.include(phrase);
     }
+  });
+
+  it('promotes the way the controllers keep post-promotion analysis: resume / promote without --full, never promote-full', () => {
+    const section = doc.slice(doc.indexOf('## Promoting to production'), doc.indexOf('## Abort and roll back'));
+    expect(section).to.match(/\*\*resume\*\*/);
+    expect(section).to.include('kubectl argo rollouts -n users-service-production promote users-service ');
+    expect(section).to.not.match(/promote users-service --full/);
+    // promote-full appears only in the warning not to use it.
+    for (const line of section.split('\n').filter((l) => /promote-full|--full/.test(l))) expect(line, line).to.match(/Do not use|skips|emergency|they set|without --full/i);
+  });
+
+  it('says abort only switches back while post-promotion analysis runs, and rolls back a full promotion by reverting the release', () => {
+    const section = doc.slice(doc.indexOf('## Abort and roll back'), doc.indexOf('## Migrations'));
+    expect(section).to.match(/post-promotion analysis \*\*running\*\*/);
+    expect(section).to.match(/post-promotion analysis \*\*passed\*\*[^\n]*git revert/);
+    expect(section).to.include('fast-tracks');
+    expect(section).to.include('kubectl argo rollouts undo');
+    expect(section).to.not.match(/within `?scaleDownDelaySeconds`? after promotion\)?: \*\*abort\*\*/);
+  });
+
+  it('the documented Argo CD install uses annotation tracking, and production is promoted as a unit', () => {
+    expect(doc).to.include('application.resourceTrackingMethod: annotation');
+    expect(doc).to.include('argocd/apps.yaml');
+    expect(doc).to.include('sources[0].targetRevision');
+    expect(doc).to.not.include('image-tag.yaml');
   });
 
   it('every relative link resolves to a file, and every #anchor to a heading in that file', () => {

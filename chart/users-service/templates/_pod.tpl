@@ -8,9 +8,10 @@
 {{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must be greater than preStopSleepSeconds + drainDelaySeconds + timeoutSeconds (%d)" $grace (int $needed)) }}
 {{- end }}
 metadata:
+  {{- /* No checksum annotation: the ConfigMap's name already changes with its content (users-service.configMapName). */}}
+  {{- $envSecret := include "users-service.envSecretName" . }}
+  {{- if or (and .Values.reloadOnSecretChange $envSecret) .Values.podAnnotations }}
   annotations:
-    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
-    {{- $envSecret := include "users-service.envSecretName" . }}
     {{- if and .Values.reloadOnSecretChange $envSecret }}
     {{- /* Stakater Reloader reads workload and pod-template annotations alike: restart when DATABASE_URL/REDIS_URL change. */}}
     secret.reloader.stakater.com/reload: {{ $envSecret | quote }}
@@ -18,8 +19,9 @@ metadata:
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- end }}
   labels:
-    {{- include "users-service.apiLabels" . | nindent 4 }}
+    {{- include "users-service.podLabels" . | nindent 4 }}
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -47,11 +49,16 @@ spec:
         - name: http
           containerPort: {{ .Values.containerPort }}
           protocol: TCP
+        # /metrics only (METRICS_PORT); never reachable through the Service port or the Ingress.
+        - name: metrics
+          containerPort: {{ .Values.metrics.port }}
+          protocol: TCP
       envFrom:
         - configMapRef:
-            name: {{ include "users-service.fullname" . }}
+            name: {{ include "users-service.configMapName" . }}
       env:
         {{- include "users-service.secretEnv" . | nindent 8 }}
+        {{- include "users-service.tracingEnv" . | nindent 8 }}
         {{- with .Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
