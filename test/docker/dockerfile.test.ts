@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { DockerfileParser, JSONInstruction } from 'dockerfile-ast';
 import type { Dockerfile, From, Instruction } from 'dockerfile-ast';
 import { repoRoot } from '../../scripts/k8s-tools.js';
+import { BASE_IMAGE_ARG, pinnedBaseImage } from '../../scripts/image/dockerfile.js';
 
 const dockerfile: Dockerfile = DockerfileParser.parse(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
 const instructions = dockerfile.getInstructions();
@@ -39,23 +40,40 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => r.includes('npm ci --omit=dev'))).to.equal(true, 'production-only npm ci');
   });
 
-  it('pins every base image by tag or digest (never latest, never untagged)', () => {
+  it('names its base once, in the NODE_IMAGE build argument, which defaults to the official image by tag and digest', () => {
+    const pinned = pinnedBaseImage();
+    expect(pinned.tagged).to.match(/^node:\d+\.\d+\.\d+-bookworm-slim$/);
+    expect(pinned.digest).to.match(/^sha256:[0-9a-f]{64}$/);
     const stageNames = new Set<string>();
     for (const from of froms) {
-      const image = from.getImageName();
-      if (image !== null && stageNames.has(image)) {
-        // FROM <earlier stage>
-      } else {
-        expect(from.getImage(), 'registry image').to.be.a('string');
-        const tag = from.getImageTag();
-        const digest = from.getImageDigest();
-        expect(tag !== null || digest !== null, `${from.getImage() ?? ''} has a tag or digest`).to.equal(true);
-        expect(tag, 'tag').to.not.equal('latest');
-        expect(tag ?? '', 'tag carries a full Node version').to.match(/^20\.\d+\.\d+-/);
-      }
+      const image = from.getImageName() ?? '';
+      if (!stageNames.has(image)) expect(from.getImage(), 'every FROM that is not an earlier stage').to.equal(`\${${BASE_IMAGE_ARG}}`);
       const stage = from.getBuildStage();
       if (stage !== null) stageNames.add(stage);
     }
+    expect(instructions.filter((i) => keyword(i) === 'ARG' && (i.getArgumentsContent() ?? '').startsWith(`${BASE_IMAGE_ARG}=`))).to.have.length(1);
+  });
+
+  it('refuses a default that drops the digest or the exact version', () => {
+    const text = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    const { ref, tagged } = pinnedBaseImage(text);
+    expect(() => pinnedBaseImage(text.replace(ref, tagged))).to.throw(/tag.*digest|@sha256/);
+    expect(() => pinnedBaseImage(text.replace(ref, ref.replace(/^node:\d+\.\d+\.\d+/, 'node:24')))).to.throw(/NODE_IMAGE/);
+  });
+
+  it('has no `# syntax=` line (the built-in frontend is enough; a syntax line pulls an image)', () => {
+    expect(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8')).to.not.match(/^#\s*syntax\s*=/im);
+  });
+
+  it('mounts the optional CA secret for npm ci only, and sets npm\'s cafile only when it is there', () => {
+    const npmCi = instructions.filter((i) => keyword(i) === 'RUN' && /\bnpm ci\b/.test(i.getArgumentsContent() ?? ''));
+    expect(npmCi).to.have.length(2);
+    for (const run of npmCi) {
+      const text = run.toString();
+      expect(text).to.include('--mount=type=secret,id=ca');
+      expect(text).to.include('if [ -f /run/secrets/ca ]; then export NPM_CONFIG_CAFILE=/run/secrets/ca; fi');
+    }
+    expect(finalStage.filter((i) => /secrets\/ca|cafile/i.test(i.getArgumentsContent() ?? ''))).to.deep.equal([]);
   });
 
   it('runtime stage copies only dist/, production node_modules and package.json, from the right stages', () => {
