@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import knexFactory from 'knex';
 import { parse as parseYaml } from 'yaml';
 import { migrateLatest } from '../service/db/migrator.js';
+import { droppedSpans, isTraced, startSink, tracingEnv, TRACED_SERVERS, type Sink } from './tracing.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./wrk/scenario.lua', import.meta.url));
@@ -36,7 +37,7 @@ const { values: args } = parseArgs({
     'rate-fraction': { type: 'string', default: '0.7' },
     scrapes: { type: 'string', default: '40' },
     scenarios: { type: 'string', default: 'get,list,post,health' },
-    servers: { type: 'string', default: 'baseline,naive,service' },
+    servers: { type: 'string', default: 'baseline,naive,service,traced10,traced100' },
     rows: { type: 'string', default: '10000' },
     'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
@@ -49,7 +50,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(`usage: npm run bench -- [--duration s] [--warmup s] [--repetitions n] [--connections n] [--threads n]
-  [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,health] [--servers baseline,naive,service]
+  [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,health] [--servers baseline,naive,service,traced10,traced100]
   [--rows 10000] [--admin-url postgres://…] [--redis-url redis://…] [--keep-db]
   [--service-entry dist/service/main.js] [--out latest.json]\n`);
   process.exit(0);
@@ -71,7 +72,7 @@ const opts = {
   rows: Math.round(positive('rows', args.rows)),
 };
 
-const SERVER_NAMES = ['baseline', 'naive', 'service'] as const;
+const SERVER_NAMES = ['baseline', 'naive', 'service', 'traced10', 'traced100'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
 const SCENARIOS = {
   get: 'GET /api/users/{id}',
@@ -154,11 +155,11 @@ function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-async function startServer(name: ServerName, databaseUrl: string, redisUrl: string): Promise<RunningServer> {
+async function startServer(name: ServerName, databaseUrl: string, redisUrl: string, sink: Sink): Promise<RunningServer> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', PORT: String(port), DATABASE_URL: databaseUrl };
   let argv: string[];
-  if (name === 'service') {
+  if (name === 'service' || isTraced(name)) {
     Object.assign(env, {
       REDIS_URL: redisUrl,
       // Every request pays for the limiter's Redis round trip; none is refused.
@@ -169,6 +170,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       // The heap settings the chart gives every pod, read from its defaults so the two cannot drift.
       NODE_OPTIONS: (parseYaml(readFileSync(`${ROOT}/chart/users-service/values.yaml`, 'utf8')) as { nodeOptions: string }).nodeOptions,
     });
+    if (isTraced(name)) Object.assign(env, tracingEnv(name, sink.url));
     argv = [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), args['service-entry']];
   } else {
     argv = ['--import', 'tsx', `bench/${name}/server.ts`];
@@ -197,7 +199,7 @@ async function stopServer(server: RunningServer): Promise<void> {
   if (!alive(server.child)) return;
   const exited = new Promise((resolve) => server.child.once('exit', resolve));
   server.child.kill('SIGTERM');
-  await Promise.race([exited, sleep(server.name === 'service' ? 8_000 : 3_000)]);
+  await Promise.race([exited, sleep(server.name === 'service' || isTraced(server.name) ? 8_000 : 3_000)]);
   if (alive(server.child)) server.child.kill('SIGKILL');
 }
 
@@ -365,22 +367,26 @@ async function main(): Promise<void> {
   const db = await createDatabase(args['admin-url']);
   log(`bench: database ${db.name} seeded with ${String(opts.rows)} users`);
   const servers: RunningServer[] = [];
+  const sink = await startSink();
+  const dropped: PerServer<number> = {};
+  // The tracing variants are measured on GET by id only, the scenario the tracing goals name.
+  const serversFor = (scenario: Scenario) => servers.filter((s) => scenario === 'get' || !isTraced(s.name));
   const reports: ScenarioReport[] = [];
   const scrape: { underMaxLoad?: number[]; underFixedRate?: number[]; idle?: number[] } = {};
   const rssMax: PerServer<number> = {};
   try {
-    for (const name of serverNames) servers.push(await startServer(name, db.url, args['redis-url']));
+    for (const name of serverNames) servers.push(await startServer(name, db.url, args['redis-url'], sink));
     await checkShapes(servers);
     const service = servers.find((s) => s.name === 'service');
     if (service && opts.scrapes > 0) scrape.idle = await scrapeTimes(service, 1, 10);
 
     for (const scenario of scenarios) {
       const report: ScenarioReport = { scenario, label: SCENARIOS[scenario], max: {}, fixedRate: { rate: 0, results: {} } };
-      if (opts.warmup > 0) for (const server of servers) await wrk(server, scenario, opts.warmup);
+      if (opts.warmup > 0) for (const server of serversFor(scenario)) await wrk(server, scenario, opts.warmup);
       const maxRuns: PerServer<RunResult[]> = {};
       for (let rep = 0; rep < opts.repetitions; rep++) {
         // Interleaved, so a drift of the machine (another tenant, autovacuum) hits all three alike.
-        for (const server of servers) {
+        for (const server of serversFor(scenario)) {
           const result = await wrk(server, scenario, opts.duration);
           (maxRuns[server.name] ??= []).push(result);
           rssMax[server.name] = Math.max(rssMax[server.name] ?? 0, result.rssMaxMb);
@@ -394,7 +400,7 @@ async function main(): Promise<void> {
       report.fixedRate.rate = rate;
       const rateRuns: PerServer<RunResult[]> = {};
       for (let rep = 0; rep < opts.repetitions; rep++) {
-        for (const server of servers) {
+        for (const server of serversFor(scenario)) {
           const result = await wrk(server, scenario, opts.duration, rate);
           (rateRuns[server.name] ??= []).push(result);
           log(`  ${scenario} @${fmt(rate)} ${server.name.padEnd(8)} rep ${String(rep + 1)}: ${fmt(result.rps)} r/s  p50 ${fmt(result.p50Ms, 2)}  p95 ${fmt(result.p95Ms, 2)}  p99 ${fmt(result.p99Ms, 2)} ms${result.errors ? `  ERRORS ${String(result.errors)}` : ''}`);
@@ -419,8 +425,10 @@ async function main(): Promise<void> {
       }
       reports.push(report);
     }
+    for (const server of servers) if (isTraced(server.name)) dropped[server.name] = await droppedSpans(server.port);
   } finally {
     await Promise.all(servers.map(stopServer));
+    await sink.close();
     if (args['keep-db']) log(`bench: kept database ${db.name}`);
     else await db.drop();
   }
@@ -479,6 +487,22 @@ async function main(): Promise<void> {
       if (scrape.underFixedRate) goal('/metrics scrape p99 under 70 % GET load (ms)', percentile(scrape.underFixedRate, 99), 10, true);
     }
   }
+  // Tracing's cost on GET by id, against the same build with tracing off (measured interleaved).
+  const tracingRows: string[][] = [['GET by id', 'sampled', 'r/s at max', 'CPU µs/req', 'throughput cost', 'CPU cost per request', 'p99 ms @ 70 %', 'spans dropped']];
+  const getReport = byScenario('get');
+  const off = getReport?.max.service;
+  const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(x * 100).toFixed(1)} %`);
+  if (off) {
+    for (const name of ['service', ...Object.keys(TRACED_SERVERS)] as ServerName[]) {
+      const on = getReport.max[name];
+      if (!on) continue;
+      const ratioSampled = isTraced(name) ? TRACED_SERVERS[name] : 0;
+      const throughputCost = 1 - on.rps / off.rps;
+      const cpuCost = on.cpuUsPerRequest / off.cpuUsPerRequest - 1;
+      tracingRows.push([name === 'service' ? 'tracing off' : name, isTraced(name) ? `${String(ratioSampled * 100)} %` : '—', fmt(on.rps), fmt(on.cpuUsPerRequest), name === 'service' ? '—' : pct(throughputCost), name === 'service' ? '—' : pct(cpuCost), fmt(getReport.fixedRate.results[name]?.p99Ms, 2), isTraced(name) ? fmt(dropped[name]) : '—']);
+      if (isTraced(name)) goal(`GET by id: tracing at ${String(ratioSampled * 100)} % sampling, CPU cost per request (%)`, cpuCost * 100, ratioSampled === 1 ? 20 : 5, true);
+    }
+  }
   const goalRows = [['goal', 'measured', 'target', ''], ...goals.map((g) => [g.goal, fmt(g.value, 2), g.target, g.ok === undefined ? '—' : g.ok ? 'met' : 'MISSED'])];
   const scrapeRows = [['/metrics scrape', 'median ms', 'p99 ms'],
     ...(['idle', 'underMaxLoad', 'underFixedRate'] as const).filter((k) => scrape[k]).map((k) => [
@@ -512,6 +536,7 @@ async function main(): Promise<void> {
     '',
     table(scrapeRows),
     '',
+    ...(tracingRows.length > 1 ? ['Tracing cost (OTLP/protobuf to a local sink; the same build with tracing off is the reference)', table(tracingRows), `Export requests received by the sink: ${String(sink.received.requests)} (${fmt(sink.received.bytes / 1e6, 1)} MB).`, ''] : []),
     'Goals',
     table(goalRows),
   ].join('\n');

@@ -16,6 +16,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { corsPolicy, securityHeaders } from './middleware/security.js';
 import type { Metrics } from './observability/metrics.js';
+import type { Tracing } from './observability/tracing.js';
 import { compileValidators, type OpenApiDocument } from './openapi/contract.js';
 import { operationMatcher } from './openapi/operations.js';
 import { openApiRouter } from './openapi/route.js';
@@ -34,6 +35,7 @@ export interface AppDeps {
   openapi: OpenApiDocument;
   /** Verifies bearer tokens; undefined when authentication is off. */
   tokenVerifier: TokenVerifier | undefined;
+  tracing: Tracing;
   /** True once shutdown has begun: readiness fails and responses ask clients to reconnect elsewhere. */
   isDraining: () => boolean;
 }
@@ -43,7 +45,7 @@ export interface AppDeps {
  * path, outermost first; it lives here and nowhere else.
  */
 export function createApp(deps: AppDeps): Koa {
-  const { config, log, metrics, database, rateLimiter, openapi, tokenVerifier, isDraining } = deps;
+  const { config, log, metrics, database, rateLimiter, openapi, tokenVerifier, tracing, isDraining } = deps;
   const app = new Koa();
   // Trust exactly as many X-Forwarded-For hops as there are proxies we run; a client's own header
   // beyond that is ignored, so it cannot choose its rate-limit bucket.
@@ -58,7 +60,7 @@ export function createApp(deps: AppDeps): Koa {
     isDraining,
   });
   const users = usersRouter({
-    users: new UsersService(new KnexUsersRepository(database.knex, metrics.dbQueryDuration), {
+    users: new UsersService(new KnexUsersRepository(database.knex, metrics.dbQueryDuration, tracing), {
       idempotencyKeyTtlMs: config.idempotency.keyTtlMs,
     }),
     validators: compileValidators(openapi),
@@ -67,6 +69,9 @@ export function createApp(deps: AppDeps): Koa {
   const cors = corsPolicy(config.corsOrigins);
   const refusals = new RefusalMemory();
 
+  // The server span is outermost, so it sees the status every other layer settled on.
+  const serverSpan = tracing.serverSpan();
+  if (serverSpan) app.use(serverSpan);
   app.use(lastResort(log));
   app.use(requestId(log));
   app.use(httpMetrics(metrics));

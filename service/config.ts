@@ -3,6 +3,8 @@
  * Every variable is documented in the README's configuration table; keep the two in step.
  */
 
+import { loadTracingConfig, type TracingConfig } from './observability/tracing-config.js';
+
 export type RateLimitScope = 'client' | 'global';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -46,6 +48,8 @@ export interface Config {
   shutdown: { drainDelayMs: number; timeoutMs: number };
   corsOrigins: string[];
   idempotency: { keyTtlMs: number; purgeIntervalMs: number };
+  /** OpenTelemetry's own OTEL_* variables; no endpoint means tracing off. */
+  tracing: TracingConfig;
 }
 
 /** Thrown for a bad environment; main.ts prints its message as one line and exits 1. */
@@ -203,5 +207,6 @@ export function loadConfig(env: Env = process.env): Config {
       keyTtlMs: duration(env, 'IDEMPOTENCY_KEY_TTL', '24h'),
       purgeIntervalMs: duration(env, 'IDEMPOTENCY_PURGE_INTERVAL', '5m'),
     },
+    tracing: loadTracingConfig(env, (message) => { throw new ConfigError(message); }),
   };
 }

@@ -6,6 +6,8 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrator.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createTracing, type Tracing } from './observability/tracing.js';
+import { tracedLimiter } from './observability/tracing-limiter.js';
 import { loadOpenApi, type OpenApiDocument } from './openapi/contract.js';
 import { createRateLimiter } from './ratelimit/create-rate-limiter.js';
 import type { RateLimiter } from './ratelimit/limiter.js';
@@ -20,7 +22,8 @@ export interface Dependencies {
   openapi: OpenApiDocument;
   /** Undefined when authentication is off (no AUTH_ISSUER). */
   tokenVerifier: TokenVerifier | undefined;
-  /** Closes the pool and Redis; the process can then exit cleanly. */
+  tracing: Tracing;
+  /** Closes the pool and Redis and flushes pending spans; the process can then exit cleanly. */
   close: () => Promise<void>;
 }
 
@@ -30,18 +33,24 @@ export interface Dependencies {
  */
 export async function openDependencies(config: Config, log: Logger): Promise<Dependencies> {
   const metrics = createMetrics(new Registry());
+  const tracing = await createTracing(config.tracing, {
+    droppedSpans: metrics.tracingSpansDropped,
+    // Flushing at exit gets what the drain delay leaves of the shutdown deadline, at most one export's timeout.
+    flushTimeoutMs: Math.max(0, Math.min(config.tracing.exportRequestTimeoutMs, config.shutdown.timeoutMs - config.shutdown.drainDelayMs)),
+  });
   const database = await openDatabase(config, log, (seconds) => { metrics.dbPoolAcquireDuration.observe(seconds); });
   metrics.observePool(database.poolStats);
   // The embedded database lives in memory: it starts empty every time.
   if (database.mode === 'embedded') await migrateLatest(database.knex, { advisoryLock: false });
-  const rateLimiter = createRateLimiter({
+  const rateLimiter = tracedLimiter(createRateLimiter({
     redisUrl: config.redisUrl,
     policy: { rps: config.rateLimit.rps, burst: config.rateLimit.burst },
     redisTimeoutMs: config.rateLimit.redisTimeoutMs,
     log,
     metrics,
-  });
-  const keys = new KnexUsersRepository(database.knex, metrics.dbQueryDuration);
+    tracing,
+  }), tracing);
+  const keys = new KnexUsersRepository(database.knex, metrics.dbQueryDuration, tracing);
   const stopPurge = startIdempotencyPurge({
     purgeExpiredKeys: (batch) => keys.purgeExpiredKeys(batch),
     intervalMs: config.idempotency.purgeIntervalMs,
@@ -54,9 +63,10 @@ export async function openDependencies(config: Config, log: Logger): Promise<Dep
     rateLimiter,
     openapi: loadOpenApi(),
     tokenVerifier: openTokenVerifier(config, log, metrics),
+    tracing,
     close: async () => {
       await stopPurge();
-      await Promise.allSettled([database.close(), rateLimiter.close()]);
+      await Promise.allSettled([database.close(), rateLimiter.close(), tracing.shutdown()]);
     },
   };
 }

@@ -1,10 +1,12 @@
 import type { Middleware } from 'koa';
 import type { Metrics } from '../observability/metrics.js';
+import { traceExemplar } from '../observability/tracing.js';
 import { routeTemplate } from './route-template.js';
 
 /**
  * The golden signals at the edge: latency histogram by method, route template and status (traffic and
- * errors are its _count), requests in flight, and 400s as contract violations per route.
+ * errors are its _count), requests in flight, and 400s as contract violations per route. A traced
+ * request leaves its trace id on its bucket as an exemplar.
  */
 export function httpMetrics(metrics: Pick<Metrics, 'httpDuration' | 'httpInFlight' | 'validationFailures'>): Middleware {
   return async function httpMetricsMiddleware(ctx, next) {
@@ -16,7 +18,8 @@ export function httpMetrics(metrics: Pick<Metrics, 'httpDuration' | 'httpInFligh
       metrics.httpInFlight.dec();
       const route = routeTemplate(ctx);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      metrics.httpDuration.observe({ method: ctx.method, route, status_code: ctx.status }, seconds);
+      const labels = { method: ctx.method, route, status_code: ctx.status };
+      metrics.httpDuration.observe({ labels, value: seconds, exemplarLabels: traceExemplar(ctx.state) });
       if (ctx.status === 400) metrics.validationFailures.inc({ route });
     }
   };

@@ -1,10 +1,20 @@
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Metric, type Registry } from 'prom-client';
 import type { PoolStats } from '../db/database.js';
 import { RATE_LIMIT_OUTCOMES } from '../ratelimit/limiter.js';
 
 /** Latency buckets for an API whose p99 should sit between a few and a few hundred milliseconds. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const DB_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * prom-client refuses a metric with exemplars on a registry made for the Prometheus text format,
+ * although it renders them whenever that registry is switched to OpenMetrics, as exemplars.ts does
+ * for the scrapes that ask for it; registering after construction skips the refusal.
+ */
+function registeredWithExemplars<T extends Metric>(registry: Registry, metric: T): T {
+  registry.registerMetric(metric);
+  return metric;
+}
 
 /**
  * Every metric the service publishes, registered on the registry it is given (never the global one),
@@ -25,13 +35,15 @@ export function createMetrics(registry: Registry) {
 
   const metrics = {
     registry,
-    httpDuration: new Histogram({
+    httpDuration: registeredWithExemplars(registry, new Histogram({
       name: 'http_request_duration_seconds',
       help: 'HTTP request latency by method, matched route template and status code.',
       labelNames: ['method', 'route', 'status_code'] as const,
       buckets: HTTP_BUCKETS,
-      registers: [registry],
-    }),
+      // Trace ids on the buckets, shown when the scrape asks for OpenMetrics (see exemplars.ts).
+      enableExemplars: true,
+      registers: [],
+    })),
     httpInFlight: new Gauge({
       name: 'http_requests_in_flight',
       help: 'HTTP requests being served right now.',
@@ -133,6 +145,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['route'] as const,
       registers: [registry],
     }),
+    tracingSpansDropped: new Counter({
+      name: 'tracing_spans_dropped_total',
+      help: 'Finished spans that never reached the collector: queue_full (export queue at its bound) or export_failed.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     /** Gives the pool gauges their source once the database exists; read at scrape time, never on the request path. */
     observePool(read: () => PoolStats): void {
       readPool = read;
@@ -146,6 +164,7 @@ export function createMetrics(registry: Registry) {
     metrics.authOutcomes.inc({ outcome }, 0);
   }
   for (const result of ['success', 'failure'] as const) metrics.authKeyFetches.inc({ result }, 0);
+  for (const reason of ['queue_full', 'export_failed'] as const) metrics.tracingSpansDropped.inc({ reason }, 0);
   return metrics;
 }
 

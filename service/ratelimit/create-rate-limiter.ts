@@ -1,6 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.js';
+import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
+import { tracedLimiterHooks } from '../observability/tracing-limiter.js';
 import { FallbackLimiter, type LimiterHooks } from './fallback-limiter.js';
 import type { LimiterHealth, RateLimitDecision, RateLimiter, RateLimitPolicy } from './limiter.js';
 import { LocalLimiter } from './local-limiter.js';
@@ -19,6 +21,8 @@ export interface CreateRateLimiterOptions {
   metrics: RateLimitMetrics;
   /** Namespace of the Redis keys (tests isolate their runs with it). */
   keyPrefix?: string;
+  /** Decisions and Redis failures are also written on the limiter's span. */
+  tracing?: Tracing;
 }
 
 /** Reconnection backoff: 100 ms doubling to a 2 s cap, forever; the request path never waits for it. */
@@ -84,7 +88,7 @@ class CountedLocalLimiter implements RateLimiter {
  */
 export function createRateLimiter(options: CreateRateLimiterOptions): RateLimiter {
   const { redisUrl, policy, redisTimeoutMs, log, metrics, keyPrefix } = options;
-  const hooks = limiterHooks(metrics);
+  const hooks = tracedLimiterHooks(limiterHooks(metrics), options.tracing ?? TRACING_OFF);
   if (redisUrl === undefined) {
     log.warn(
       { rateLimit: policy },

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Histogram } from 'prom-client';
+import type { Tracing } from '../observability/tracing.js';
 import { DependencyUnavailableError } from '../errors.js';
 import { UNIQUE_VIOLATION, isUnavailable, sqlState } from '../db/errors.js';
 import {
@@ -149,6 +150,7 @@ export class KnexUsersRepository implements UsersRepository {
   constructor(
     private readonly db: Knex,
     private readonly queryDuration: Histogram<'operation'>,
+    private readonly tracing: Tracing,
   ) {
     const client = db.client as KnexPgClient;
     this.pg = client.config.client === 'pg' ? client : undefined;
@@ -170,11 +172,11 @@ export class KnexUsersRepository implements UsersRepository {
     return result.rows;
   }
 
-  /** Times the query and turns driver errors into the repository's contract. */
-  private async run<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  /** Times and traces the query, and turns driver errors into the repository's contract. */
+  private async run<T>(operation: string, query: () => Promise<T>): Promise<T> {
     const end = this.queryDuration.startTimer({ operation });
     try {
-      return await work();
+      return await this.tracing.dbQuery(operation, query);
     } catch (err) {
       if (isUnavailable(err)) throw new DependencyUnavailableError('database', { cause: err });
       throw duplicateEmail(err);

@@ -41,6 +41,7 @@ const CONTRACT_METRICS: Record<string, 'counter' | 'gauge' | 'histogram'> = {
   validation_failures_total: 'counter',
   auth_requests_total: 'counter',
   auth_jwks_fetches_total: 'counter',
+  tracing_spans_dropped_total: 'counter',
 };
 /** Series Prometheus itself produces. */
 const PROMETHEUS_SERIES = ['up', 'ALERTS', 'ALERTS_FOR_STATE'];
@@ -67,6 +68,7 @@ interface RulesTestFile {
 }
 interface Target {
   expr?: string;
+  exemplar?: boolean;
   datasource?: { type?: string; uid?: string };
 }
 interface Panel {
@@ -279,6 +281,12 @@ describe('observability: Prometheus rules and Grafana dashboard', function () {
       for (const metric of ['users_updated_total', 'users_erased_total', 'users_idempotent_replays_total']) {
         expect(dashboardExprs.some((e) => e.expr.includes(metric)), metric).to.be.true;
       }
+    });
+
+    it('shows exemplars on the latency panels, so a slow bucket links to a trace', () => {
+      const latencyPanels = panels.filter((p) => p.title.startsWith('Latency p'));
+      expect(latencyPanels).to.have.length(3);
+      for (const panel of latencyPanels) for (const target of panel.targets ?? []) expect(target.exemplar, panel.title).to.equal(true);
     });
 
     it('has only PromQL that the real parser accepts (promtool check rules)', () => {

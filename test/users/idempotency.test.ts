@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../../service/observability/metrics.js';
 import { KnexUsersRepository } from '../../service/users/knex-repository.js';
+import { TRACING_OFF } from '../../service/observability/tracing.js';
 import { UsersService } from '../../service/users/users-service.js';
 import { BACKENDS, useTestApp } from '../support/app.js';
 import { postJson } from '../support/spec.js';
@@ -102,7 +103,7 @@ for (const backend of BACKENDS) {
     });
 
     it('lets two clients use the same key for different users', async () => {
-      const service = new UsersService(new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration), { idempotencyKeyTtlMs: 60_000 });
+      const service = new UsersService(new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration, TRACING_OFF), { idempotencyKeyTtlMs: 60_000 });
       const key = newKey();
       const respond = ({ user }: { user: UserBody }) => ({ status: 201, location: `/api/users/${user.id}`, etag: '"1"', body: user });
       const a = await service.createIdempotently({ name: 'Client A', email: uniqueEmail() }, { key: { clientId: 'client-a', key }, respond });
@@ -138,7 +139,7 @@ for (const backend of BACKENDS) {
       const expired = Array.from({ length: 3 }, newKey);
       for (const key of expired) await api.create({ name: 'Expired', email: uniqueEmail() }, key);
       await knex()('idempotency_keys').whereIn('key', expired).update({ expires_at: knex().raw(`now() - interval '1 second'`) });
-      const repository = new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration);
+      const repository = new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration, TRACING_OFF);
       let purged = 0;
       for (let n = await repository.purgeExpiredKeys(2); n > 0; n = await repository.purgeExpiredKeys(2)) purged += n;
       expect(purged).to.equal(3);
@@ -170,7 +171,7 @@ for (const backend of BACKENDS) {
         const holder = await suite.db.knex.transaction();
         try {
           await holder.raw('SELECT 1 FROM idempotency_keys WHERE key = ? FOR UPDATE', [held]);
-          const repository = new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration);
+          const repository = new KnexUsersRepository(knex(), createMetrics(new Registry()).dbQueryDuration, TRACING_OFF);
           expect(await repository.purgeExpiredKeys(100)).to.equal(1);
         } finally {
           await holder.rollback();
