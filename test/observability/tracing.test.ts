@@ -148,7 +148,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     it('links latency buckets to traces with exemplars when the scrape asks for OpenMetrics', async () => {
       const caller = callerContext();
       await call(`${app.baseUrl}/api/users/${String(userId)}`, { headers: { traceparent: caller.traceparent } });
-      const res = await fetch(`${app.baseUrl}/metrics`, { headers: { Accept: 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5' } });
+      const res = await fetch(app.metricsUrl, { headers: { Accept: 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5' } });
       expect(res.headers.get('content-type')).to.match(/^application\/openmetrics-text/);
       const text = await res.text();
       expect(text).to.match(new RegExp(`^http_request_duration_seconds_bucket\\{[^}]*route="/api/users/\\{id\\}"[^}]*\\} \\d+ # \\{trace_id="[0-9a-f]{32}"\\}`, 'm'));
@@ -156,8 +156,8 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     });
 
     it('keeps the Prometheus text format, counter names included, for scrapes that do not ask for OpenMetrics', async () => {
-      await fetch(`${app.baseUrl}/metrics`, { headers: { Accept: 'application/openmetrics-text' } }).then((r) => r.text());
-      const res = await fetch(`${app.baseUrl}/metrics`);
+      await fetch(app.metricsUrl, { headers: { Accept: 'application/openmetrics-text' } }).then((r) => r.text());
+      const res = await fetch(app.metricsUrl);
       expect(res.headers.get('content-type')).to.match(/^text\/plain/);
       const text = await res.text();
       expect(text).to.include('# TYPE ratelimit_decisions_total counter');
@@ -258,7 +258,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   });
 
   describe('with the collector unavailable', () => {
-    const dropped = async (app: TestApp, reason: string) => sumOf(parseMetrics(await (await fetch(`${app.baseUrl}/metrics`)).text()), 'tracing_spans_dropped_total', { reason });
+    const dropped = async (app: TestApp, reason: string) => sumOf(parseMetrics(await (await fetch(app.metricsUrl)).text()), 'tracing_spans_dropped_total', { reason });
 
     async function untilDropped(app: TestApp, reason: string): Promise<number> {
       for (;;) {
