@@ -78,6 +78,7 @@ interface Panel {
   datasource?: { type?: string; uid?: string };
   targets?: Target[];
   panels?: Panel[];
+  gridPos?: { x: number; y: number; w: number; h: number };
 }
 interface Variable {
   name: string;
@@ -248,6 +249,23 @@ describe('observability: Prometheus rules and Grafana dashboard', function () {
       expect(dashboard.schemaVersion).to.equal(39);
       const ids = panels.map((p) => p.id);
       expect(new Set(ids).size, 'panel ids are unique').to.equal(ids.length);
+    });
+
+    it('lays every panel out in its own cells, none drawn over another', () => {
+      const owner = new Map<string, string>();
+      const overlaps: string[] = [];
+      for (const { title, gridPos: g } of panels) {
+        if (!g) continue;
+        for (let y = g.y; y < g.y + g.h; y++) {
+          for (let x = g.x; x < g.x + g.w; x++) {
+            const cell = `${String(x)},${String(y)}`;
+            const other = owner.get(cell);
+            if (other !== undefined && !overlaps.includes(`${title} over ${other}`)) overlaps.push(`${title} over ${other}`);
+            owner.set(cell, title);
+          }
+        }
+      }
+      expect(overlaps).to.deep.equal([]);
     });
 
     it('takes its data source and namespace/route from template variables', () => {
