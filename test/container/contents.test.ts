@@ -8,7 +8,9 @@ import { chart, IMAGE, imageFiles, imageLabel, imageSize, installedPackages, typ
 const MB = 1_000_000;
 /** Budgets (decimal MB, as `docker images` prints): the whole image, and what the app adds on top of its base. */
 const IMAGE_BUDGET_MB = 320;
-const APP_BUDGET_MB = 60;
+// 44 MB before tracing; the OpenTelemetry SDK and its OTLP exporters (which bring the log and metric SDKs and
+// the semantic conventions) add about 19 MB. A jump past this budget is a dependency to look at.
+const APP_BUDGET_MB = 70;
 
 interface LockEntry {
   version?: string;
