@@ -70,11 +70,6 @@ export class LocalLimiter {
     for (const [key, tat] of this.tats) if (isFull(tat, now)) this.tats.delete(key);
   }
 
-  /** Number of buckets held in memory (for tests and debugging). */
-  get size(): number {
-    return this.tats.size;
-  }
-
   close(): Promise<void> {
     clearInterval(this.timer);
     this.tats.clear();
