@@ -25,6 +25,21 @@ export interface ServiceProcess {
 
 const STARTUP_GIVE_UP_MS = 50_000;
 
+/** Every service process started here that has not exited yet, including ones still starting. */
+const running = new Set<ChildProcess>();
+
+/**
+ * Kills (SIGKILL) every service process a test left running and waits for them to go: for an `afterEach`, so a
+ * test that fails or times out before it stops its service leaks no process into the next test or past the run.
+ */
+export async function killLeftoverServices(): Promise<void> {
+  await Promise.all([...running].map(async (child) => {
+    const gone = once(child, 'exit');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await gone;
+  }));
+}
+
 export interface StartOptions {
   /** `built`: `node dist/service/main.js` as the image runs it (run `npm run build` first); `source`: tsx. */
   entry?: 'built' | 'source';
@@ -49,11 +64,13 @@ export async function startServiceProcess(env: Record<string, string>, options: 
           env: fullEnv,
           stdio: ['ignore', 'pipe', 'pipe'],
         });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const lines: Record<string, unknown>[] = [];
   let raw = '';
   child.stderr.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const [port, metricsPort] = await new Promise<[number, number]>((resolve, reject) => {
+  const started = new Promise<[number, number]>((resolve, reject) => {
     let listening = false;
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (listening && options.retainLogs === false) return;
@@ -75,6 +92,12 @@ export async function startServiceProcess(env: Record<string, string>, options: 
     // A give-up point, not a speed claim: from source (tsx) with the embedded PGlite, start-up took
     // over 20 s on a loaded two-core machine.
     setTimeout(() => { reject(new Error(`no 'listening' log line within ${STARTUP_GIVE_UP_MS / 1000} s:\n${raw}`)); }, STARTUP_GIVE_UP_MS).unref();
+  });
+  // A service that never said it listens is nobody's to stop: kill it here rather than leave it running.
+  const [port, metricsPort] = await started.catch(async (error: unknown) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    throw error;
   });
   return {
     child,
