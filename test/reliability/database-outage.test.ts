@@ -5,7 +5,12 @@ import { expect } from 'chai';
 import knexFactory from 'knex';
 import { PrivatePostgres } from '../support/private-postgres.js';
 import { REPO_ROOT, startServiceProcess, type ServiceProcess } from '../support/service-process.js';
-import { errorCode, json, problemErrors, send, sleep, type Reply } from './support.js';
+import { errorCode, json, problemErrors, READINESS_PERIOD_MS, send, sleep, type Reply } from './support.js';
+
+/** How long PostgreSQL stays down. */
+const OUTAGE_MS = 4000;
+/** The pool's wait for a connection, set long so that a request waiting for the database would show. */
+const ACQUIRE_TIMEOUT_MS = 10_000;
 
 interface Sample {
   start: number;
@@ -29,7 +34,7 @@ describe('database outage', function () {
     pg = await PrivatePostgres.create();
     databaseUrl = await pg.createDatabase('users');
     await promisify(execFile)(process.execPath, ['dist/service/migrate.js'], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl } });
-    service = await startServiceProcess({ DATABASE_URL: databaseUrl, RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000' });
+    service = await startServiceProcess({ DATABASE_URL: databaseUrl, DB_ACQUIRE_TIMEOUT: `${ACQUIRE_TIMEOUT_MS}ms`, RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000' });
   });
   after(async () => {
     await service.stop('SIGKILL');
@@ -81,11 +86,11 @@ describe('database outage', function () {
     await pg.stop('immediate');
     const stoppedAt = performance.now();
     // Stay down long enough for every request in flight to have failed and new ones to be refused fast.
-    await sleep(4000);
+    await sleep(OUTAGE_MS);
     const restart = performance.now();
     await pg.start();
     const upAt = performance.now();
-    const deadline = upAt + 8000;
+    const deadline = upAt + 2 * READINESS_PERIOD_MS;
     while (performance.now() < deadline && !(ready.some((r) => r.start > upAt && r.status === 200) && api.some((r) => r.start > upAt && r.status === 201))) {
       await sleep(50);
     }
@@ -118,12 +123,17 @@ describe('database outage', function () {
     expect(api.filter((s) => s.status === 503 && (s.problem ?? []).length > 0).map((s) => s.problem)).to.deep.equal([]);
     expect(report.api503DuringOutage, 'the API answers during the outage').to.be.greaterThan(20);
     expect(duringOutage.filter((s) => s.status !== 503)).to.deep.equal([]);
-    expect(report.maxApiMsDuringOutage, 'API 503 within about a second').to.be.below(1200);
-    expect(report.readyFailsAfterMs, '/ready 503 within 2 s').to.be.a('number').and.below(2000);
+    // No request waits for the database: one that did would take until it returned (OUTAGE_MS) or the pool gave up
+    // (ACQUIRE_TIMEOUT_MS). Half the outage leaves a loaded machine room; README reports the real figures.
+    expect(report.maxApiMsDuringOutage, 'API 503 without waiting for the database').to.be.below(OUTAGE_MS / 2);
+    // Readiness must change on the kubelet's time scale: failed by its next probe after the crash...
+    expect(report.readyFailsAfterMs, '/ready 503 within one readiness period').to.be.a('number').and.below(READINESS_PERIOD_MS);
     expect(health.filter((s) => s.status !== 200)).to.deep.equal([]);
-    expect(ready.filter((s) => s.start > stoppedAt + 2000 && s.start + s.ms < restart && s.status !== 503)).to.deep.equal([]);
-    expect(report.readyRecoversAfterMs, '/ready recovers within 5 s').to.be.a('number').and.below(5000);
-    expect(report.writesRecoverAfterMs, 'writes recover within 5 s').to.be.a('number').and.below(5000);
+    // ...and, once failed, failing for as long as the database is down (no flapping back to ready).
+    expect(ready.filter((s) => firstNotReady !== undefined && s.start > firstNotReady.start && s.start + s.ms < restart && s.status !== 503)).to.deep.equal([]);
+    // ...and ready again, with writes succeeding, by the kubelet's next probe after the restart, without a restart of the service.
+    expect(report.readyRecoversAfterMs, '/ready recovers within one readiness period').to.be.a('number').and.below(READINESS_PERIOD_MS);
+    expect(report.writesRecoverAfterMs, 'writes recover within one readiness period').to.be.a('number').and.below(READINESS_PERIOD_MS);
 
     const acknowledged = api.filter((s) => s.status === 201).map((s) => s.email ?? '');
     const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });

@@ -9,6 +9,8 @@ const TIMEOUT_MS = 15_000;
 
 interface Outcome {
   connection: 'keep-alive' | 'fresh';
+  /** Which of the request loops sent it. */
+  loop: number;
   start: number;
   end: number;
   status?: number;
@@ -58,12 +60,12 @@ describe('shutdown under load', function () {
     };
 
     /** A closed loop paced to one request per `intervalMs`; stops once the listener refuses it. */
-    const worker = async (connection: Outcome['connection'], intervalMs: number) => {
+    const worker = async (connection: Outcome['connection'], intervalMs: number, loop: number) => {
       const agent = connection === 'keep-alive' ? keepAlive : false;
       while (!stopped && performance.now() < hardStop) {
         const start = performance.now();
         const n = serial++;
-        const outcome: Outcome = { connection, start, end: start, requestId: `shutdown-${n}` };
+        const outcome: Outcome = { connection, loop, start, end: start, requestId: `shutdown-${n}` };
         try {
           const reply = await fire(agent, outcome.requestId, n);
           outcome.status = reply.status;
@@ -93,8 +95,8 @@ describe('shutdown under load', function () {
 
     // 8 keep-alive and 8 fresh-connection loops at one request per 40 ms each: about 400 r/s offered.
     const loops = [
-      ...Array.from({ length: 8 }, () => worker('keep-alive', 40)),
-      ...Array.from({ length: 8 }, () => worker('fresh', 40)),
+      ...Array.from({ length: 8 }, (_, i) => worker('keep-alive', 40, i)),
+      ...Array.from({ length: 8 }, (_, i) => worker('fresh', 40, 8 + i)),
       readiness(),
     ];
     await sleep(1500);
@@ -138,9 +140,17 @@ describe('shutdown under load', function () {
     console.log(`      shutdown: ${JSON.stringify(report)}`);
 
     expect(failed.map((o) => `${o.connection} ${o.error ?? String(o.status)} at +${Math.round(o.start - sigterm)} ms`)).to.deep.equal([]);
-    expect(report.offeredRate, 'a few hundred requests per second (about 400 offered)').to.be.at.least(150);
+    // Under load across the signal, however fast this machine manages to send: every loop had a request
+    // answered before the signal and one served after it (the offered rate is in the report, not asserted).
+    const idleLoops = Array.from({ length: 16 }, (_, loop) => loop).filter((loop) => {
+      const mine = outcomes.filter((o) => o.loop === loop);
+      return !(mine.some((o) => !after(o) && o.status !== undefined) && mine.some((o) => after(o) && o.status !== undefined && o.status < 300));
+    });
+    expect(idleLoops, 'loops not busy on both sides of the signal').to.deep.equal([]);
     expect(code).to.equal(0);
-    expect(exitedAt - sigterm, 'exits well within SHUTDOWN_TIMEOUT').to.be.below(DRAIN_MS + 3000);
+    // Exits once the in-flight work is done, not when SHUTDOWN_TIMEOUT fires: before halfway from the drain's
+    // end to that timeout (a bound about the timeout, not this machine's speed; README has the measured time).
+    expect(exitedAt - sigterm, 'exits before SHUTDOWN_TIMEOUT would').to.be.below(DRAIN_MS + (TIMEOUT_MS - DRAIN_MS) / 2);
 
     // Readiness: 503 from the first probe after the signal landed until the port closes.
     const probesAfter = ready.filter((r) => r.t >= sigterm + 100);
@@ -166,8 +176,9 @@ describe('shutdown under load', function () {
     const created = outcomes.flatMap((o) => (o.createdId === undefined ? [] : [o.createdId]));
     const stored = new Set((await db.knex('users').whereIn('id', created).select('id')).map((r: { id: number }) => r.id));
     expect(created.filter((id) => !stored.has(id))).to.deep.equal([]);
-    // Requests reset unread: at the listener's close, and never written.
-    expect(unread.filter((o) => Math.abs(o.start - closedAtPerf) > 250).map((o) => Math.round(o.start - closedAtPerf))).to.deep.equal([]);
+    // Requests reset unread: by the listener's close (sent before it, reset once it happened; 20 ms for the two
+    // clocks), and never written.
+    expect(unread.filter((o) => o.start > closedAtPerf + 20 || o.end < closedAtPerf - 20).map((o) => Math.round(o.start - closedAtPerf))).to.deep.equal([]);
     const unreadPosts = unread.filter((o) => Number(o.requestId.split('-')[1]) % 3 === 0).map((o) => `load-${o.requestId.split('-')[1] ?? ''}@example.com`);
     expect(await db.knex('users').whereIn('email', unreadPosts).count({ n: '*' }).first()).to.deep.equal({ n: '0' });
   });

@@ -1,7 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
+import path from 'node:path';
+import { parse } from 'yaml';
 import { parseMetrics, sumOf } from '../support/prometheus.js';
+import { REPO_ROOT } from '../support/service-process.js';
 
 export { sleep, waitFor, freePort } from '../ratelimit/support.js';
+
+/**
+ * Seconds between the kubelet's readiness probes as the chart sets them: the time scale on which readiness must
+ * change, so the outage suites bound readiness by it rather than by how fast this machine happens to be.
+ */
+export const READINESS_PERIOD_MS =
+  (parse(readFileSync(path.join(REPO_ROOT, 'chart/users-service/values.yaml'), 'utf8')) as { probes: { readiness: { periodSeconds: number } } })
+    .probes.readiness.periodSeconds * 1000;
 
 export interface Reply {
   status: number;
