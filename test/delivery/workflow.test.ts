@@ -384,6 +384,22 @@ describe('CI workflow (.github/workflows/ci.yaml)', function () {
       expect(readText('test/ratelimit/support.ts')).to.include("spawn('redis-server'");
     });
 
+    it('no suite the test job runs needs a Redis it did not start (the job has none)', () => {
+      // The shared local Redis exists on developer machines and in .ci/run, not in the workflow's test job: a suite
+      // that uses it passes locally and hangs in GitHub Actions. Only the container suite (container job) may.
+      const files: string[] = [];
+      const walk = (dir: string): void => {
+        for (const e of readdirSync(repoPath(dir), { withFileTypes: true })) {
+          const rel = path.join(dir, e.name);
+          if (e.isDirectory()) { if (rel !== path.join('test', 'container')) walk(rel); }
+          else if (e.name.endsWith('.ts') && rel !== path.join('test', 'delivery', 'workflow.test.ts')) files.push(rel);
+        }
+      };
+      walk('test');
+      const shared = files.filter((f) => /redis:\/\/(127\.0\.0\.1|localhost):6379\b|TEST_REDIS_URL/.test(readText(f)));
+      expect(shared, 'use PrivateRedis (test/ratelimit/support.ts) instead').to.deep.equal([]);
+    });
+
     it('the container job gives the image PostgreSQL and Redis on the host network, through the variables the suite reads', () => {
       const env = asObj(job('container').env);
       const services = asObj(job('container').services);

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { PrivateRedis } from '../ratelimit/support.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { closedPortUrl, startCollector, type Collector, type ExportedSpan } from '../support/otlp-collector.js';
@@ -17,18 +18,27 @@ function callerContext(sampled = true) {
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-${sampled ? '01' : '00'}` };
 }
 
+/** A redis-server of this suite's own: CI's test job has no shared Redis (the limiter suites start theirs too). */
+let redis: PrivateRedis;
+
 /**
  * Exports as fast as possible so tests do not wait for the 5 s default batch delay. Redis gets a
  * generous timeout: on a busy machine the limiter would otherwise fall back, which is its own test.
  */
-const FAST_EXPORT = { OTEL_BSP_SCHEDULE_DELAY: '20', REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_REDIS_TIMEOUT: '5s' };
+const fastExport = () => ({ OTEL_BSP_SCHEDULE_DELAY: '20', REDIS_URL: redis.url, RATE_LIMIT_REDIS_TIMEOUT: '5s' });
 
 const serverSpanOf = (traceId: string) => (spans: ExportedSpan[]) => spans.find((s) => s.traceId === traceId && s.kind === SERVER);
 
 describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   let db: TestDatabase;
-  before(async () => { db = await createTestDatabase(); });
-  after(async () => { await db.drop(); });
+  before(async () => {
+    db = await createTestDatabase();
+    redis = await PrivateRedis.start();
+  });
+  after(async () => {
+    await redis.stop();
+    await db.drop();
+  });
 
   describe('exporting OTLP/JSON with every trace sampled', () => {
     let collector: Collector;
@@ -36,7 +46,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     let userId: number;
     before(async () => {
       collector = await startCollector();
-      app = await startTestApp(db.url, { ...FAST_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'users-service-test', OTEL_RESOURCE_ATTRIBUTES: 'k8s.namespace.name=staging,service.version=1.2.3' });
+      app = await startTestApp(db.url, { ...fastExport(), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'users-service-test', OTEL_RESOURCE_ATTRIBUTES: 'k8s.namespace.name=staging,service.version=1.2.3' });
       // Redis connects in the background; until then the in-process fallback decides (and says so).
       while (app.rateLimiter.health() !== 'ok') await new Promise((resolve) => setTimeout(resolve, 20));
       const created = await postJson(`${app.baseUrl}/api/users`, { name: 'Traced', email: `traced-${randomUUID()}@example.com` });
@@ -170,7 +180,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     let app: TestApp;
     before(async () => {
       collector = await startCollector();
-      app = await startTestApp(db.url, { ...FAST_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
+      app = await startTestApp(db.url, { ...fastExport(), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
     });
     after(async () => {
       await app.close();
@@ -194,7 +204,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     let app: TestApp;
     before(async () => {
       collector = await startCollector();
-      app = await startTestApp('postgres://postgres@127.0.0.1:1/test', { ...FAST_EXPORT, REDIS_URL: 'redis://127.0.0.1:1', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, DB_ACQUIRE_TIMEOUT: '500ms' });
+      app = await startTestApp('postgres://postgres@127.0.0.1:1/test', { ...fastExport(), REDIS_URL: 'redis://127.0.0.1:1', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, DB_ACQUIRE_TIMEOUT: '500ms' });
     });
     after(async () => {
       await app.close();
@@ -229,7 +239,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   describe('sampling off (parentbased_always_off)', () => {
     it('exports nothing for requests that start their own trace', async () => {
       const collector = await startCollector();
-      const app = await startTestApp(db.url, { ...FAST_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'parentbased_always_off' });
+      const app = await startTestApp(db.url, { ...fastExport(), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'parentbased_always_off' });
       try {
         for (let i = 0; i < 5; i++) expect((await call(`${app.baseUrl}/api/users?limit=1`)).status).to.equal(200);
       } finally {
@@ -269,7 +279,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     }
 
     it('answers normally while the collector is down, and counts the spans it could not export', async () => {
-      const app = await startTestApp(db.url, { ...FAST_EXPORT, OTEL_EXPORTER_OTLP_ENDPOINT: await closedPortUrl(), OTEL_EXPORTER_OTLP_TIMEOUT: '200' });
+      const app = await startTestApp(db.url, { ...fastExport(), OTEL_EXPORTER_OTLP_ENDPOINT: await closedPortUrl(), OTEL_EXPORTER_OTLP_TIMEOUT: '200' });
       try {
         expect(await dropped(app, 'export_failed')).to.equal(0);
         for (let i = 0; i < 10; i++) expect((await call(`${app.baseUrl}/api/users?limit=1`)).status).to.equal(200);
@@ -282,7 +292,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     it('answers normally while the collector hangs, dropping spans past the queue bound', async () => {
       const hung = await startCollector({ answer: false });
       const app = await startTestApp(db.url, {
-        ...FAST_EXPORT,
+        ...fastExport(),
         OTEL_EXPORTER_OTLP_ENDPOINT: hung.url,
         OTEL_BSP_MAX_QUEUE_SIZE: '4',
         OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2',
