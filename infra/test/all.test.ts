@@ -13,3 +13,4 @@ import './nag.spec.js';
 import './connection-budget.spec.js';
 import './monitoring.spec.js';
 import './docs.spec.js';
+import './suite.spec.js';
