@@ -4,6 +4,7 @@
 //   npx tsx scripts/count-tests.ts
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { PER_RENDER } from './chart-renders.js';
 
 interface Listed {
   tests: { title: string; fullTitle: string; file: string }[];
@@ -15,8 +16,6 @@ function list(config: string): Listed['tests'] {
   return (JSON.parse(out.slice(out.indexOf('{\n  "stats"'))) as Listed).tests;
 }
 
-/** The per-render describe blocks of test/chart/chart.test.ts are named after their render configuration. */
-const PER_RENDER = /^Helm chart users-service (rollout=\S+ hpa=\S+ externalSecret=\S+ monitoring=\S+|env\/\w+\.yaml|values\.yaml defaults|reloadOnSecretChange on a Deployment with an existing Secret) /;
 
 const main = list('.mocharc.json');
 const reliability = list('test/reliability/.mocharc.json');
