@@ -106,13 +106,14 @@ describe('rate limiting while Redis fails', () => {
     }
   });
 
-  it('decides within one Redis timeout even when queued behind a pipeline that is timing out', async () => {
+  it('decides within one Redis timeout even when queued behind a pipeline that is timing out', async function () {
     // A slower timeout than the suite's, so the difference between one and two timeouts is wide.
-    const timeoutMs = 3000;
+    const timeoutMs = 5000;
+    this.timeout(60_000);
     const slow = await startLimitedApp(db.url, redis.url, { RATE_LIMIT_RPS: '100000', RATE_LIMIT_BURST: '1000', RATE_LIMIT_REDIS_TIMEOUT: `${timeoutMs}ms` });
     const admin = new Redis(redis.url);
     try {
-      await admin.client('PAUSE', 15_000, 'WRITE');
+      await admin.client('PAUSE', 4 * timeoutMs, 'WRITE');
       const first = get(`${slow.baseUrl}/api/users/x`);
       // The first request's pipeline is in flight; the second's command is queued behind it.
       await sleep(300);
@@ -121,9 +122,9 @@ describe('rate limiting while Redis fails', () => {
       const elapsed = performance.now() - started;
       expect((await first).status).to.equal(400);
       expect(second.status).to.equal(400);
-      // One timeout is 3 s; queued behind the first pipeline, ioredis alone would take its remaining
-      // ~2.7 s plus a full 3 s of its own. One and a half timeouts separates the two with 1.5 s of room
-      // for a loaded machine on either side.
+      // One timeout is 5 s; queued behind the first pipeline, ioredis alone would take its remaining
+      // ~4.7 s plus a full 5 s of its own. One and a half timeouts separates the two with 2.5 s of room
+      // on either side (a run with four jobs on two cores took 1.5 s over one timeout).
       expect(elapsed, 'ms until the second request was decided').to.be.below(timeoutMs * 1.5);
     } finally {
       await admin.client('UNPAUSE').catch(() => undefined);
