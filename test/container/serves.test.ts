@@ -17,22 +17,30 @@ describe('the image, run with the chart\'s security settings', () => {
     expect(await db.tables()).to.include('users');
   });
 
-  it('then serves: /health and /ready answer 200', async () => {
-    service = await startService({ DATABASE_URL: db.url });
-    expect((await send(service.port, { path: '/health' })).status).to.equal(200);
-    const ready = await send(service.port, { path: '/ready' });
-    expect(ready.status, ready.text).to.equal(200);
-  });
+  describe('once migrated and started', () => {
+    // Migrated here too (nothing to do after the test above), so each test below also passes alone.
+    before(async () => {
+      const migrated = runOnce({ DATABASE_URL: db.url }, ['dist/service/migrate.js']);
+      expect(migrated.code, migrated.stderr).to.equal(0);
+      service = await startService({ DATABASE_URL: db.url });
+    });
 
-  it('creates a user and reads it back', async () => {
-    const port = service!.port;
-    const created = await postUser(port, { name: 'Container', email: 'container@example.com' });
-    expect(created.status, created.text).to.equal(201);
-    const location = created.headers.location ?? '';
-    expect(location).to.match(/^\/api\/users\/\d+$/);
-    const fetched = await send(port, { path: location });
-    expect(fetched.status).to.equal(200);
-    expect(json(fetched)).to.deep.equal(json(created));
+    it('serves: /health and /ready answer 200', async () => {
+      expect((await send(service!.port, { path: '/health' })).status).to.equal(200);
+      const ready = await send(service!.port, { path: '/ready' });
+      expect(ready.status, ready.text).to.equal(200);
+    });
+
+    it('creates a user and reads it back', async () => {
+      const port = service!.port;
+      const created = await postUser(port, { name: 'Container', email: 'container@example.com' });
+      expect(created.status, created.text).to.equal(201);
+      const location = created.headers.location ?? '';
+      expect(location).to.match(/^\/api\/users\/\d+$/);
+      const fetched = await send(port, { path: location });
+      expect(fetched.status).to.equal(200);
+      expect(json(fetched)).to.deep.equal(json(created));
+    });
   });
 });
 
