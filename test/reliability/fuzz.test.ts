@@ -226,7 +226,10 @@ describe('property-based fuzzing', function () {
           // The server may close a hopeless connection without a word; it must not die doing so.
           continue;
         }
-        if (reply.status >= 500 || reply.status < 100) problems.push(`status ${reply.status}`);
+        // /ready's 503 is its documented answer when its database ping does not answer in time, which under load
+        // happens: a readiness answer, not a server error. Everything else must stay below 500.
+        const notReady = reply.status === 503 && /^\/ready(\?|$)/.test(c.path) && (c.method === 'HEAD' || /#not-ready"/.test(reply.text));
+        if ((reply.status >= 500 && !notReady) || reply.status < 100) problems.push(`status ${reply.status}`);
         if (reply.status >= 400 && c.method !== 'HEAD') problems.push(...problemErrors(reply));
         problems.push(...securityHeaderErrors(reply.headers));
         for (const pattern of LEAK_PATTERNS) if (pattern.test(reply.text)) problems.push(`leaks ${String(pattern)}`);

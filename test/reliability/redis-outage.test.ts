@@ -101,10 +101,11 @@ describe('Redis outage', function () {
     // Ordering, not speed: reported while Redis was still down (README has the measured delay).
     expect(report.degradedAfterMs, '/ready reports redis degraded during the outage').to.be.a('number');
     expect(readyDuring.status, 'Redis down does not fail readiness').to.equal(200);
-    expect(report.fallbackDecisions, 'the fallback limiter decided').to.be.greaterThan(50);
+    // Counts, not rates: how many requests four loops manage depends on the machine (9 in a second on a loaded one).
+    expect(report.fallbackDecisions, 'the fallback limiter decided').to.be.greaterThan(0);
     expect(report.redisErrors, 'Redis failures counted').to.be.greaterThan(0);
     expect(report.backOnRedisAfterMs, 'back on Redis by itself').to.be.a('number');
-    expect(report.redisDecisionsAfterReturn, 'Redis decides again').to.be.greaterThan(50);
+    expect(report.redisDecisionsAfterReturn, 'Redis decides again').to.be.greaterThan(0);
     expect(report.fallbackAfterReturn, 'no more fallback').to.equal(0);
   });
 });
