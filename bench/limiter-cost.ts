@@ -7,6 +7,7 @@
  *
  *   npm run build && npx tsx bench/limiter-cost.ts -- --duration 5 --repetitions 3
  *   … --builds before=/tmp/old/dist/service/main.js,after=dist/service/main.js   (before/after in one run)
+ *   … --parallel          (off and on loaded at the same moment, sharing the CPUs: a fairer A/B on a noisy machine)
  *   … --redis-timeout 1s    (a busy machine misses 50 ms now and then; each fallback spoils the run)
  *   … --node-args="--cpu-prof --cpu-prof-dir=bench/results/profile"             (then bench/profile-summary.ts)
  *
@@ -45,6 +46,8 @@ const { values: args } = parseArgs({
      */
     'redis-timeout': { type: 'string', default: '50ms' },
     'node-args': { type: 'string', default: '' },
+    /** Load a build's "off" and "on" servers at the same time: on a noisy machine both then meet the same noise. */
+    parallel: { type: 'boolean', default: false },
     'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     /** Unset: a private redis-server of this run, so other users of a shared Redis neither slow it nor count in its stats. */
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL },
@@ -223,17 +226,21 @@ async function main(): Promise<void> {
     for (const server of servers) await wrk(server, Number(args.warmup));
     for (let rep = 1; rep <= repetitions; rep++) {
       // Alternating, so a drift of the shared machine hits every server alike.
-      for (const server of servers) {
-        const on = server.label.endsWith(' on');
-        const [calls, fallback] = on ? [await scriptCalls(redis.url), await fallbackDecisions(server)] : [0, 0];
-        const run = await wrk(server, duration);
-        let perCall = '';
-        if (on) {
-          run.fallback = (await fallbackDecisions(server)) - fallback;
-          perCall = `  ${(run.requests / Math.max(1, (await scriptCalls(redis.url)) - calls)).toFixed(1)} decisions/Redis call${run.fallback ? `  FALLBACK ${String(run.fallback)}` : ''}`;
-        }
-        runs.set(server.label, [...(runs.get(server.label) ?? []), run]);
-        log(`  rep ${String(rep)} ${server.label.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} r/s  ${run.cpuUs.toFixed(0).padStart(4)} µs/req${perCall}${run.errors + run.non2xx ? `  ERRORS ${String(run.errors)} non-2xx ${String(run.non2xx)}` : ''}`);
+      // --parallel: a build's two servers under load at the same moment, so both meet the same machine.
+      const rounds = args.parallel ? builds.map(({ name }) => servers.filter((s) => s.label.startsWith(`${name} `))) : servers.map((s) => [s]);
+      for (const round of rounds) {
+        await Promise.all(round.map(async (server) => {
+          const on = server.label.endsWith(' on');
+          const [calls, fallback] = on ? [await scriptCalls(redis.url), await fallbackDecisions(server)] : [0, 0];
+          const run = await wrk(server, duration);
+          let perCall = '';
+          if (on) {
+            run.fallback = (await fallbackDecisions(server)) - fallback;
+            perCall = `  ${(run.requests / Math.max(1, (await scriptCalls(redis.url)) - calls)).toFixed(1)} decisions/Redis call${run.fallback ? `  FALLBACK ${String(run.fallback)}` : ''}`;
+          }
+          runs.set(server.label, [...(runs.get(server.label) ?? []), run]);
+          log(`  rep ${String(rep)} ${server.label.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} r/s  ${run.cpuUs.toFixed(0).padStart(4)} µs/req${perCall}${run.errors + run.non2xx ? `  ERRORS ${String(run.errors)} non-2xx ${String(run.non2xx)}` : ''}`);
+        }));
       }
     }
   } finally {
@@ -251,7 +258,7 @@ async function main(): Promise<void> {
     const fallback = (runs.get(`${name} on`) ?? []).reduce((sum, r) => sum + r.fallback, 0);
     return { build: name, off, on, ratio, limiterCpuUs: on.cpuUs - off.cpuUs, fallback };
   });
-  process.stdout.write(`\nGET /api/users/{id}, wrk -t1 -c${args.connections}, ${String(repetitions)} × ${args.duration} s alternating, medians\n`);
+  process.stdout.write(`\nGET /api/users/{id}, wrk -t1 -c${args.connections}, ${String(repetitions)} × ${args.duration} s ${args.parallel ? "off and on at once" : "alternating"}, medians\n`);
   process.stdout.write('| build | off r/s | on r/s | on ÷ off | off CPU µs/req | on CPU µs/req | limiter CPU µs/req | fallback decisions |\n|---|---:|---:|---:|---:|---:|---:|---:|\n');
   for (const s of summary) {
     process.stdout.write(`| ${s.build} | ${s.off.rps.toFixed(0)} | ${s.on.rps.toFixed(0)} | ${s.ratio.toFixed(2)} | ${s.off.cpuUs.toFixed(0)} | ${s.on.cpuUs.toFixed(0)} | ${s.limiterCpuUs.toFixed(0)} | ${String(s.fallback)} |\n`);
