@@ -258,7 +258,7 @@ async function main(): Promise<void> {
     const fallback = (runs.get(`${name} on`) ?? []).reduce((sum, r) => sum + r.fallback, 0);
     return { build: name, off, on, ratio, limiterCpuUs: on.cpuUs - off.cpuUs, fallback };
   });
-  process.stdout.write(`\nGET /api/users/{id}, wrk -t1 -c${args.connections}, ${String(repetitions)} × ${args.duration} s ${args.parallel ? "off and on at once" : "alternating"}, medians\n`);
+  process.stdout.write(`\nGET /api/users/{id}, wrk -t1 -c${args.connections}, ${String(repetitions)} × ${args.duration} s ${args.parallel ? 'off and on at once' : 'alternating'}, medians\n`);
   process.stdout.write('| build | off r/s | on r/s | on ÷ off | off CPU µs/req | on CPU µs/req | limiter CPU µs/req | fallback decisions |\n|---|---:|---:|---:|---:|---:|---:|---:|\n');
   for (const s of summary) {
     process.stdout.write(`| ${s.build} | ${s.off.rps.toFixed(0)} | ${s.on.rps.toFixed(0)} | ${s.ratio.toFixed(2)} | ${s.off.cpuUs.toFixed(0)} | ${s.on.cpuUs.toFixed(0)} | ${s.limiterCpuUs.toFixed(0)} | ${String(s.fallback)} |\n`);
