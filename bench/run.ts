@@ -281,7 +281,7 @@ async function checkShapes(servers: RunningServer[], token: string): Promise<voi
 
 /** Writes every user's row version for the PATCH scenario's If-Match (bench/wrk/scenario.lua). */
 async function writeVersions(db: Knex, file: string): Promise<void> {
-  const rows: { id: number; version: number }[] = await db('users').select('id', 'version').where('id', '<=', opts.rows);
+  const rows = await db<{ id: number; version: number }>('users').select('id', 'version').where('id', '<=', opts.rows);
   writeFileSync(file, rows.map((r) => `${String(r.id)} ${String(r.version)}`).join('\n') + '\n');
 }
 
