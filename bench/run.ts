@@ -51,6 +51,8 @@ const { values: args } = parseArgs({
     'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'keep-db': { type: 'boolean', default: false },
+    /** Maximum throughput and CPU only, no fixed-rate runs: for quick before/after comparisons. */
+    'max-only': { type: 'boolean', default: false },
     'service-entry': { type: 'string', default: 'dist/service/main.js' },
     /** Another build of the service (e.g. an older commit's dist/service/main.js): adds the `before` server. */
     'before-entry': { type: 'string' },
@@ -62,7 +64,7 @@ if (args.help) {
   process.stdout.write(`usage: npm run bench -- [--duration s] [--warmup s] [--repetitions n] [--connections n] [--threads n]
   [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,patch,health]
   [--servers baseline,naive,service,nolimit,traced10,traced100] [--rows 10000] [--admin-url postgres://…]
-  [--redis-url redis://…] [--keep-db] [--service-entry dist/service/main.js]
+  [--redis-url redis://…] [--keep-db] [--max-only] [--service-entry dist/service/main.js]
   [--before-entry /tmp/perf-before/dist/service/main.js] [--out latest.json]\n`);
   process.exit(0);
 }
@@ -397,7 +399,7 @@ interface ScenarioReport {
   scenario: Scenario;
   label: string;
   max: PerServer<{ rps: number; cpuUsPerRequest: number; runs: RunResult[] }>;
-  fixedRate: { rate: number; results: PerServer<{ p50Ms: number; p95Ms: number; p99Ms: number; achievedRps: number; runs: RunResult[] }> };
+  fixedRate: { rate: number; results: PerServer<{ p50Ms: number; p95Ms: number; p99Ms: number; achievedRps: number; cpuUsPerRequest: number; runs: RunResult[] }> };
 }
 
 const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits));
@@ -457,7 +459,7 @@ async function main(): Promise<void> {
       const rate = opts.rateFraction * (report.max.baseline?.rps ?? 0);
       report.fixedRate.rate = rate;
       const rateRuns: PerServer<RunResult[]> = {};
-      for (let rep = 0; rep < opts.repetitions; rep++) {
+      for (let rep = 0; rep < (args['max-only'] ? 0 : opts.repetitions); rep++) {
         for (const server of serversFor(scenario)) {
           const result = await wrk(server, scenario, opts.duration, rate);
           (rateRuns[server.name] ??= []).push(result);
@@ -470,6 +472,7 @@ async function main(): Promise<void> {
           p95Ms: median(runs.map((r) => r.p95Ms)),
           p99Ms: median(runs.map((r) => r.p99Ms)),
           achievedRps: median(runs.map((r) => r.rps)),
+          cpuUsPerRequest: median(runs.map((r) => r.cpuMsPerRequest * 1000)),
           runs,
         };
       }
@@ -517,6 +520,13 @@ async function main(): Promise<void> {
       ...serverNames.map((n) => { const x = res[n]; return x ? `${fmt(x.p50Ms, 2)} / ${fmt(x.p95Ms, 2)} / ${fmt(x.p99Ms, 2)}` : '—'; }),
       fmt(res.service?.achievedRps), fmt(ratio(res.service?.p50Ms, res.baseline?.p50Ms), 2), fmt(ratio(res.service?.p99Ms, res.baseline?.p99Ms), 2),
     ]);
+  }
+  // At one rate every server sustains, each handles the same requests per second, so its CPU per
+  // request is measured under the same batching: the steadiest before/after figure on a busy machine.
+  const rateCpuRows: string[][] = [['scenario @ fixed rate', 'rate r/s', ...serverNames.map((n) => `${n} CPU µs/req`), 'service ÷ baseline', ...(has('before') ? ['service ÷ before'] : [])]];
+  for (const r of reports) {
+    const cpu = (n: ServerName) => r.fixedRate.results[n]?.cpuUsPerRequest;
+    rateCpuRows.push([r.label, fmt(r.fixedRate.rate), ...serverNames.map((n) => fmt(cpu(n))), fmt(ratio(cpu('service'), cpu('baseline')), 2), ...(has('before') ? [fmt(ratio(cpu('service'), cpu('before')), 2)] : [])]);
   }
   const memRows = [['server', 'max RSS under load (MB)'], ...serverNames.map((n) => [n, fmt(rssMax[n], 0)])];
 
@@ -590,8 +600,11 @@ async function main(): Promise<void> {
     'Server CPU time per request (user + system, from /proc/<pid>/stat; less sensitive to other load on the machine)',
     table(cpuRows),
     '',
-    'Latency at a fixed rate (70 % of the baseline maximum)',
+    `Latency at a fixed rate (${String(opts.rateFraction * 100)} % of the baseline maximum)`,
     table(latRows),
+    '',
+    'Server CPU time per request at that fixed rate',
+    table(rateCpuRows),
     '',
     table(memRows),
     '',
