@@ -434,6 +434,20 @@ async function main(): Promise<void> {
   const reports: ScenarioReport[] = [];
   const scrape: { underMaxLoad?: number[]; underFixedRate?: number[]; idle?: number[] } = {};
   const rssMax: PerServer<number> = {};
+  // Once, whether the run ends, fails or is interrupted: no server, database or connection is left behind.
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () => (cleaning ??= (async () => {
+    await Promise.all(servers.map(stopServer));
+    await sink.close();
+    await issuer.close();
+    await load.versions?.destroy();
+    rmSync(load.versionsFile, { force: true });
+    if (args['keep-db']) log(`bench: kept database ${db.name}`);
+    else await db.drop();
+  })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { log(`bench: ${signal}, cleaning up`); void cleanUp().finally(() => process.exit(130)); });
+  }
   try {
     for (const name of serverNames) servers.push(await startServer(name, db.url, args['redis-url'], sink, issuer));
     await checkShapes(servers, issuer.token);
@@ -488,13 +502,7 @@ async function main(): Promise<void> {
     }
     for (const server of servers) if (isTraced(server.name)) dropped[server.name] = await droppedSpans(server.metricsPort);
   } finally {
-    await Promise.all(servers.map(stopServer));
-    await sink.close();
-    await issuer.close();
-    await load.versions.destroy();
-    rmSync(load.versionsFile, { force: true });
-    if (args['keep-db']) log(`bench: kept database ${db.name}`);
-    else await db.drop();
+    await cleanUp();
   }
 
   // ------------------------------------------------------------ output
