@@ -8,7 +8,10 @@
  *   headers       helmet's 11 security headers against the 5 the API sends, set on a response
  *   timestamps    a user row's two timestamptz columns parsed into Dates and formatted back
  *                 (twice per user, 42 times per list page), against text from PostgreSQL
+ *   token key     the verified-token cache key (SHA-256 of the bearer token) by createHash, against
+ *                 the one-shot crypto.hash
  */
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -47,6 +50,9 @@ const headerBytes = (headers: readonly (readonly [string, string])[]) => headers
 const parseTimestamptz = pgTypes.getTypeParser(pgTypes.builtins.TIMESTAMPTZ, 'text') as (text: string) => Date;
 const pgText = '2026-11-29 01:02:03.291417+00';
 
+/** A bearer token's length: an ES256 access token with a few claims. */
+const token = randomBytes(450).toString('base64url');
+
 const cases: Record<string, Record<'before' | 'after', (i: number) => unknown>> = {
   'access line': {
     before: (i) => { redacting.child({ requestId: `req-${String(i)}` }).info(fields(i), 'request'); },
@@ -59,6 +65,10 @@ const cases: Record<string, Record<'before' | 'after', (i: number) => unknown>> 
   'timestamps (one user)': {
     before: () => [parseTimestamptz(pgText).toISOString(), parseTimestamptz(pgText).toISOString()],
     after: () => [pgText, pgText],
+  },
+  'token cache key': {
+    before: () => createHash('sha256').update(token).digest('base64url'),
+    after: () => hash('sha256', token, 'base64url'),
   },
 };
 
