@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -43,12 +44,31 @@ function summarise(file: string): void {
     const fn = `${frame.functionName || '(anonymous)'} ${who}:${String(frame.lineNumber + 1)}`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
   }
-  const share = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
+  // Inclusive time of the service's own functions (each middleware with everything it calls
+  // synchronously), as a share of the time the thread was busy: what each layer costs.
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = (byId.get(at) as ProfileNode).callFrame;
+      const who = owner(frame.url, frame.functionName);
+      if (!who.startsWith('service/')) continue;
+      const fn = `${frame.functionName || '(anonymous)'} ${who}:${String(frame.lineNumber + 1)}`;
+      if (!seen.has(fn)) inclusive.set(fn, (inclusive.get(fn) ?? 0) + us);
+      seen.add(fn);
+    }
+  }
+  const busy = total - (byOwner.get('(idle)') ?? 0);
+  const share = (us: number, of = total) => `${((100 * us) / of).toFixed(1).padStart(5)} %`;
   const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
-  process.stdout.write(`${file}: ${(total / 1e6).toFixed(1)} s of samples\n\nself time by owner\n`);
+  process.stdout.write(`${file}: ${(total / 1e6).toFixed(1)} s of samples, ${(busy / 1e6).toFixed(1)} s busy\n\nself time by owner\n`);
   for (const [who, us] of top(byOwner, 20)) process.stdout.write(`  ${share(us)}  ${who}\n`);
   process.stdout.write('\nself time by function\n');
   for (const [fn, us] of top(byFunction, 20)) process.stdout.write(`  ${share(us)}  ${fn}\n`);
+  process.stdout.write('\ninclusive time of the service\'s functions, share of busy time (synchronous callees only)\n');
+  for (const [fn, us] of top(inclusive, 25)) process.stdout.write(`  ${share(us, busy)}  ${fn}\n`);
 }
 
 const files = process.argv.slice(2);

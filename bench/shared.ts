@@ -9,8 +9,12 @@ export const LIST_FIRST = `SELECT ${USER_COLUMNS} FROM users ORDER BY id ASC LIM
 export const LIST_AFTER = `SELECT ${USER_COLUMNS} FROM users WHERE id > $2 ORDER BY id ASC LIMIT $1`;
 export const INSERT = `INSERT INTO users (name, email) VALUES ($1, $2) RETURNING ${USER_COLUMNS}`;
 
-/** Same pool size as the service's default DB_POOL_MAX. */
-export const POOL_MAX = 25;
+/**
+ * Every server's pool size (the service gets it as DB_POOL_MAX). Up to seven servers share one
+ * PostgreSQL of max_connections=100 with other work, so 25 each (the service's default) could run
+ * out; ten connections already keep a 2-core PostgreSQL busy.
+ */
+export const POOL_MAX = 10;
 
 export interface UserRow {
   id: number;
@@ -55,4 +59,14 @@ export function databaseUrl(): string {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is required');
   return url;
+}
+
+/** A conditional merge patch, as the service runs it: the version check is in the WHERE clause. */
+export const UPDATE = `UPDATE users SET name = COALESCE($3, name), email = COALESCE($4, email) WHERE id = $1 AND version = $2 RETURNING ${USER_COLUMNS}, version`;
+export const EXISTS = 'SELECT 1 FROM users WHERE id = $1';
+
+/** The row version a strong `If-Match: "<n>"` names (the service's ETags); undefined for any other field. */
+export function ifMatchVersion(field: string | undefined): number | undefined {
+  const match = /^"(\d{1,10})"$/.exec(field ?? '');
+  return match ? Number(match[1]) : undefined;
 }

@@ -54,6 +54,16 @@ describe('request logging', () => {
     expect(all).to.not.include('hunter2');
   });
 
+  it('writes on the access line only the fields it names, never a query string, header or body', async () => {
+    await postJson(`${suite.app.baseUrl}/api/users?token=hunter2-query&password=hunter2-query`, { name: 'x', email: 'x@example.com', password: 'hunter2-body' }, {
+      authorization: 'Bearer hunter2-header',
+      'x-request-id': 'fields-test',
+    });
+    const [line] = accessLines('fields-test');
+    expect(Object.keys(line ?? {}).sort()).to.deep.equal(['durationMs', 'level', 'method', 'msg', 'path', 'requestId', 'route', 'service', 'status', 'time']);
+    expect(JSON.stringify(line)).to.not.include('hunter2');
+  });
+
   it('never logs the database password', async () => {
     const withPassword = await startTestApp(suite.db.url.replace('postgres@', 'postgres:sup3rsecret@'));
     try {

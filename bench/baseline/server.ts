@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
-import { INSERT, LIST_AFTER, LIST_FIRST, POOL_MAX, SELECT_BY_ID, databaseUrl, decodeCursor, listPage, listenPort, parseLimit, type UserRow } from '../shared.js';
+import { EXISTS, INSERT, LIST_AFTER, LIST_FIRST, POOL_MAX, SELECT_BY_ID, UPDATE, databaseUrl, decodeCursor, ifMatchVersion, listPage, listenPort, parseLimit, type UserRow } from '../shared.js';
 
 const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL_MAX });
 pool.on('error', () => undefined);
@@ -40,6 +40,28 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       const { rows } = await pool.query<UserRow>(SELECT_BY_ID, [Number(match[1])]);
       const row = rows[0];
       if (row) send(res, 200, row);
+      else send(res, 404, { status: 404, title: 'Not found' });
+      return;
+    }
+  }
+  if (req.method === 'PATCH') {
+    const match = BY_ID.exec(path);
+    if (match) {
+      const version = ifMatchVersion(req.headers['if-match']);
+      const input = JSON.parse(await readBody(req)) as { name?: unknown; email?: unknown };
+      if (version === undefined) {
+        send(res, 428, { status: 428, title: 'Precondition required' });
+        return;
+      }
+      const name = typeof input.name === 'string' ? input.name.trim() : null;
+      const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : null;
+      const id = Number(match[1]);
+      const { rows } = await pool.query<UserRow & { version: number }>(UPDATE, [id, version, name, email]);
+      const row = rows[0];
+      if (row) {
+        const { version: updated, ...user } = row;
+        send(res, 200, user, { ETag: `"${String(updated)}"` });
+      } else if ((await pool.query(EXISTS, [id])).rows.length > 0) send(res, 412, { status: 412, title: 'Precondition failed' });
       else send(res, 404, { status: 404, title: 'Not found' });
       return;
     }

@@ -6,7 +6,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
 import knexFactory from 'knex';
-import { POOL_MAX, databaseUrl, decodeCursor, listPage, listenPort, parseLimit, type UserRow } from '../shared.js';
+import { POOL_MAX, databaseUrl, decodeCursor, ifMatchVersion, listPage, listenPort, parseLimit, type UserRow } from '../shared.js';
 
 const COLUMNS = ['id', 'name', 'email', 'created_at', 'updated_at'];
 const knex = knexFactory({ client: 'pg', connection: databaseUrl(), pool: { min: 2, max: POOL_MAX } });
@@ -57,9 +57,39 @@ router.post('/api/users', async (ctx) => {
     ctx.body = { status: 409, title: 'E-mail already registered' };
   }
 });
+router.patch('/api/users/:id', async (ctx) => {
+  const id = Number(ctx.params.id);
+  const version = ifMatchVersion(ctx.get('If-Match'));
+  if (version === undefined) {
+    ctx.status = 428;
+    ctx.body = { status: 428, title: 'Precondition required' };
+    return;
+  }
+  const input = ctx.request.body as { name?: unknown; email?: unknown } | undefined;
+  const changes = {
+    ...(typeof input?.name === 'string' ? { name: input.name.trim() } : {}),
+    ...(typeof input?.email === 'string' ? { email: input.email.trim().toLowerCase() } : {}),
+  };
+  const [row] = await knex<UserRow & { version: number }>('users')
+    .where({ id, version })
+    .update(changes)
+    .returning<(UserRow & { version: number })[]>([...COLUMNS, 'version']);
+  if (row) {
+    const { version: updated, ...user } = row;
+    ctx.set('ETag', `"${String(updated)}"`);
+    ctx.body = user;
+  } else if (await knex('users').first('id').where({ id })) {
+    ctx.status = 412;
+    ctx.body = { status: 412, title: 'Precondition failed' };
+  } else {
+    ctx.status = 404;
+    ctx.body = { status: 404, title: 'Not found' };
+  }
+});
 
 const app = new Koa();
-app.use(bodyParser());
+// lodash.merge replaces the default list index by index: name application/json again.
+app.use(bodyParser({ extendTypes: { json: ['application/json', 'application/merge-patch+json'] } }));
 app.use(router.routes());
 app.use(router.allowedMethods());
 const server = app.listen(listenPort());

@@ -1,6 +1,8 @@
 -- wrk script for bench/run.ts. Configured by environment (read once when wrk loads the script):
---   BENCH_SCENARIO  get | list | post | health
+--   BENCH_SCENARIO  get | list | post | patch | health
 --   BENCH_PREFIX    makes POST e-mails unique across runs
+--   BENCH_TOKEN     a bearer token sent on every request (the same one throughout, as a real client reuses it)
+--   BENCH_VERSIONS  patch: a file of "id version" lines, every user's current row version; If-Match names it
 --   BENCH_RATE      0: as fast as the connections go (closed loop); N: about N requests/s in total
 --   BENCH_THREADS   wrk's -t, to split BENCH_RATE between threads
 --   BENCH_MAX_ID    ids for GET /api/users/{id} are uniform in 1..BENCH_MAX_ID
@@ -17,20 +19,55 @@ function setup(thread)
   next_tid = next_tid + 1
 end
 
+local token = os.getenv("BENCH_TOKEN")
+local versions_file = os.getenv("BENCH_VERSIONS")
+
 local n = 0
+local get_headers = {}
 local json_headers = { ["Content-Type"] = "application/json" }
+local patch_headers = { ["Content-Type"] = "application/merge-patch+json" }
+if token and token ~= "" then
+  local bearer = "Bearer " .. token
+  get_headers["Authorization"] = bearer
+  json_headers["Authorization"] = bearer
+  patch_headers["Authorization"] = bearer
+end
+
+-- patch: the version each user is at. A PATCH that succeeds bumps it by one, so the next PATCH of
+-- the same user names the next version; the thread patches only its own ids (id % threads), so no
+-- other thread changes them behind its back.
+local versions = {}
 
 function init(args)
   math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
+  if scenario == "patch" and versions_file then
+    for line in io.lines(versions_file) do
+      local id, version = line:match("^(%d+) (%d+)$")
+      if id then versions[tonumber(id)] = tonumber(version) end
+    end
+  end
+end
+
+local function own_id()
+  local id = math.random(1, max_id)
+  return id - (id % nthreads) + ((tid or 1) - 1) % nthreads
 end
 
 function request()
   if scenario == "get" then
-    return wrk.format("GET", "/api/users/" .. math.random(1, max_id))
+    return wrk.format("GET", "/api/users/" .. math.random(1, max_id), get_headers)
   elseif scenario == "list" then
-    return wrk.format("GET", "/api/users?limit=20")
+    return wrk.format("GET", "/api/users?limit=20", get_headers)
   elseif scenario == "health" then
     return wrk.format("GET", "/health")
+  elseif scenario == "patch" then
+    local id = own_id()
+    while versions[id] == nil do id = own_id() end
+    local version = versions[id]
+    versions[id] = version + 1
+    n = n + 1
+    patch_headers["If-Match"] = '"' .. version .. '"'
+    return wrk.format("PATCH", "/api/users/" .. id, patch_headers, '{"name":"Bench Patch ' .. n .. '"}')
   else
     n = n + 1
     local email = prefix .. "-" .. (tid or 0) .. "-" .. n .. "@bench.example"

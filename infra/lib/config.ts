@@ -157,8 +157,11 @@ export interface SharedConfig {
    * shared stack creates it.
    */
   readonly existingGithubOidcProviderArn?: string;
-  /** Images kept in the registry (see README: older production images must still be pullable). */
-  readonly ecrMaxImageCount: number;
+  /**
+   * Releases kept in the registry, each with everything the release job pushes beside its image (see
+   * RELEASE_ARTIFACTS in shared-stack.ts): older production images must still be pullable, and still verifiable.
+   */
+  readonly ecrReleasesKept: number;
   /**
    * Regions the registry replicates users-service images to, so a cluster in
    * the backup region can pull them when the primary region is down. The
@@ -175,7 +178,7 @@ export const sharedConfig: SharedConfig = {
   region: 'us-east-1',
   githubRepository: 'example/users-service',
   githubRefs: ['refs/heads/main'],
-  ecrMaxImageCount: 200,
+  ecrReleasesKept: 200,
   ecrReplicationRegions: ['us-west-2'],
 };
 

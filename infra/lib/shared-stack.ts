@@ -8,19 +8,37 @@ import { contract, type SharedConfig } from './config.js';
 const GITHUB_OIDC_ISSUER = 'token.actions.githubusercontent.com';
 
 /**
- * AWS's documented push policy: what `docker push` and `helm push` (OCI) of a
- * new, immutable tag perform. BatchGetImage reads a manifest (OCI clients check
- * whether it exists before and after the upload); no layer download
- * (GetDownloadUrlForLayer), delete or re-tag.
+ * What the release job does to its own repository: AWS's documented push policy (`docker push`, `helm push`,
+ * cosign and GitHub's attestations of a new, immutable tag or referrer), plus reading back what it pushed:
+ * BatchGetImage for manifests, GetDownloadUrlForLayer for the layers Trivy scans on the pushed digest and the
+ * attestation layers `cosign verify-attestation` checks. No delete, re-tag or policy change.
  */
-export const ECR_PUSH_ACTIONS = [
+export const ECR_RELEASE_ACTIONS = [
   'ecr:BatchCheckLayerAvailability',
   'ecr:InitiateLayerUpload',
   'ecr:UploadLayerPart',
   'ecr:CompleteLayerUpload',
   'ecr:PutImage',
   'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
 ] as const;
+
+/**
+ * What one release pushes to the repository (.github/workflows/ci.yaml, job build), so the lifecycle
+ * rules keep each kind for as many releases. ECR counts every manifest as an image: counting them all
+ * together would let signatures outlive their images, or expire the signatures of an image a pod still
+ * runs (the admission policy would then refuse that pod when it is rescheduled).
+ */
+export const RELEASE_ARTIFACTS = {
+  /** The image, tagged with the full commit sha (no fixed prefix, so it is what the last rule counts). */
+  image: 1,
+  /** cosign's classic layout: tags sha256-<digest>.sig and sha256-<digest>.att (the admission policy reads them). */
+  cosignTags: 2,
+  /** GitHub's provenance and SBOM attestations: untagged OCI referrers of the image. */
+  referrers: 2,
+  /** The chart, tagged <chart version>-g<sha12>. */
+  chart: 1,
+} as const;
 
 export interface SharedStackProps extends StackProps {
   readonly config: SharedConfig;
@@ -56,18 +74,35 @@ export class SharedStack extends Stack {
       encryptionKey: registryKey,
       // Running pods reference these images: never delete them with the stack.
       removalPolicy: RemovalPolicy.RETAIN,
+      // One rule per kind of artifact (RELEASE_ARTIFACTS), each keeping `ecrReleasesKept` releases' worth.
+      // Tags are immutable, so a push never leaves an untagged image behind: untagged manifests are referrers.
       lifecycleRules: [
         {
           rulePriority: 1,
-          description: 'Untagged manifests are build leftovers (tags are immutable, so nothing is ever untagged by a push)',
-          tagStatus: ecr.TagStatus.UNTAGGED,
-          maxImageAge: Duration.days(7),
+          description: `cosign signatures and attestations (sha256-*.sig/.att) of the newest ${String(config.ecrReleasesKept)} releases`,
+          tagStatus: ecr.TagStatus.TAGGED,
+          tagPatternList: ['sha256-*'],
+          maxImageCount: config.ecrReleasesKept * RELEASE_ARTIFACTS.cosignTags,
         },
         {
           rulePriority: 2,
-          description: `Keep the newest ${config.ecrMaxImageCount} images; older ones are far behind anything deployable`,
+          description: `charts (<version>-g<sha12>) of the newest ${String(config.ecrReleasesKept)} releases`,
+          tagStatus: ecr.TagStatus.TAGGED,
+          tagPatternList: ['*-g*'],
+          maxImageCount: config.ecrReleasesKept * RELEASE_ARTIFACTS.chart,
+        },
+        {
+          rulePriority: 3,
+          description: `GitHub attestations (untagged referrers) of the newest ${String(config.ecrReleasesKept)} releases`,
+          tagStatus: ecr.TagStatus.UNTAGGED,
+          maxImageCount: config.ecrReleasesKept * RELEASE_ARTIFACTS.referrers,
+        },
+        {
+          rulePriority: 4,
+          // The last rule counts every manifest, whatever an earlier rule matched: all of one release's artifacts.
+          description: `images (commit-sha tags) of the newest ${String(config.ecrReleasesKept)} releases`,
           tagStatus: ecr.TagStatus.ANY,
-          maxImageCount: config.ecrMaxImageCount,
+          maxImageCount: config.ecrReleasesKept * Object.values(RELEASE_ARTIFACTS).reduce((a, b) => a + b, 0),
         },
       ],
     });
@@ -111,8 +146,8 @@ export class SharedStack extends Stack {
     });
     this.ciRole.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'PushToServiceRepository',
-        actions: [...ECR_PUSH_ACTIONS],
+        sid: 'ReleaseToServiceRepository',
+        actions: [...ECR_RELEASE_ACTIONS],
         resources: [this.repository.repositoryArn],
       }),
     );

@@ -25,16 +25,43 @@ describe('shared stack: ECR repository', () => {
     assert.equal(referencedType(t, encryption['KmsKey']), 'AWS::KMS::Key');
   });
 
-  it('expires untagged images after 7 days and keeps a bounded number of images', () => {
-    const policy = asObject(single(shared(), 'AWS::ECR::Repository').properties['LifecyclePolicy'], 'lifecycle');
-    const rules = JSON.parse(text(policy['LifecyclePolicyText'])) as { rules: { selection: Record<string, unknown> }[] };
-    assert.deepEqual(
-      rules.rules.map((r) => r.selection),
-      [
-        { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7, countUnit: 'days' },
-        { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: sharedConfig.ecrMaxImageCount },
-      ],
-    );
+  describe('lifecycle: keeps each release whole (image, signatures, attestations, chart) for the newest releases', () => {
+    const selections = () => {
+      const policy = asObject(single(shared(), 'AWS::ECR::Repository').properties['LifecyclePolicy'], 'lifecycle');
+      return (JSON.parse(text(policy['LifecyclePolicyText'])) as { rules: { rulePriority: number; selection: Record<string, unknown> }[] }).rules
+        .sort((a, b) => a.rulePriority - b.rulePriority)
+        .map((r) => r.selection);
+    };
+    const kept = sharedConfig.ecrReleasesKept;
+
+    it('keeps two cosign tags (sha256-<digest>.sig and .att) per kept release, before any other rule can count them', () => {
+      assert.deepEqual(selections()[0], { tagStatus: 'tagged', tagPatternList: ['sha256-*'], countType: 'imageCountMoreThan', countNumber: 2 * kept });
+    });
+
+    it('keeps one chart (<version>-g<sha12>) per kept release', () => {
+      assert.deepEqual(selections()[1], { tagStatus: 'tagged', tagPatternList: ['*-g*'], countType: 'imageCountMoreThan', countNumber: kept });
+    });
+
+    it('keeps two GitHub attestations (untagged referrers) per kept release instead of expiring them after days', () => {
+      assert.deepEqual(selections()[2], { tagStatus: 'untagged', countType: 'imageCountMoreThan', countNumber: 2 * kept });
+    });
+
+    it('counts all six artifacts of a release in its last rule, so the images of every kept release stay', () => {
+      assert.deepEqual(selections()[3], { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 6 * kept });
+      assert.equal(selections().length, 4);
+    });
+
+    it('matches each release tag with exactly the rule meant for it', () => {
+      // ECR's tag patterns: * matches any run of characters, everything else is literal.
+      const matches = (pattern: string, tag: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(tag);
+      const patterns = selections().flatMap((s) => (Array.isArray(s['tagPatternList']) ? [String(s['tagPatternList'][0])] : []));
+      const digest = 'sha256-' + 'ab12'.repeat(16);
+      const releaseTags = { image: '0123456789abcdef0123456789abcdef01234567', signature: `${digest}.sig`, attestation: `${digest}.att`, chart: '0.1.0-g0123456789ab' };
+      assert.deepEqual(
+        Object.fromEntries(Object.entries(releaseTags).map(([kind, tag]) => [kind, patterns.filter((p) => matches(p, tag))])),
+        { image: [], signature: ['sha256-*'], attestation: ['sha256-*'], chart: ['*-g*'] },
+      );
+    });
   });
 
   it('is retained when the stack is deleted (running pods pull from it)', () => {
@@ -93,7 +120,7 @@ describe('shared stack: CI role (GitHub OIDC)', () => {
     });
   });
 
-  it('may push to the users-service repository and obtain a registry login, nothing else', () => {
+  it('may push to the users-service repository, read back what it pushed and obtain a registry login, nothing else', () => {
     const t = shared();
     const role = ciRole();
     assert.equal(role.properties['ManagedPolicyArns'], undefined);
@@ -111,6 +138,8 @@ describe('shared stack: CI role (GitHub OIDC)', () => {
       'ecr:PutImage',
       // OCI clients (helm push, docker buildx) read the manifest before and after the upload.
       'ecr:BatchGetImage',
+      // The release job scans the pushed digest with Trivy and verifies its cosign attestations: both download layers.
+      'ecr:GetDownloadUrlForLayer',
     ];
     assert.deepEqual(
       statements.map((s) => ({ Effect: s['Effect'], Action: asArray(s['Action']).map(String).sort(), Resource: referencedId(s['Resource']) ?? s['Resource'] })),
@@ -121,7 +150,7 @@ describe('shared stack: CI role (GitHub OIDC)', () => {
     );
   });
 
-  it('includes no layer download (pull), delete, policy or tag-rewriting permission', () => {
+  it('includes no delete, policy, replication or tag-rewriting permission', () => {
     const role = ciRole();
     const granted = resources(shared(), 'AWS::IAM::Policy')
       .filter((p) => asArray(p.properties['Roles']).some((r) => referencedId(r) === role.logicalId))
@@ -129,7 +158,6 @@ describe('shared stack: CI role (GitHub OIDC)', () => {
       .flatMap((s) => asArray(asObject(s, 'statement')['Action']).map(String));
     assert.ok(granted.length > 0);
     const forbidden = [
-      'ecr:GetDownloadUrlForLayer',
       'ecr:BatchDeleteImage',
       'ecr:DeleteRepository',
       'ecr:SetRepositoryPolicy',

@@ -12,14 +12,21 @@ const REALM = 'realm="users-service"';
  * insufficient_scope naming them. Runs after the limiter, so each of these is counted against a budget.
  */
 export function authorize(outcomes: Counter<'outcome'>): Middleware<AuthenticateState> {
+  // The success path runs on every request: its counter is bound once, its scope list built only for a refusal.
+  const authenticated = outcomes.labels('authenticated');
   return async function authorizeMiddleware(ctx, next) {
     const required = ctx.state.operation?.scopes;
     if (required === undefined) {
       await next();
       return;
     }
-    const scope = `scope="${required.join(' ')}"`;
     const { principal, authFailure } = ctx.state;
+    if (principal && required.every((s) => principal.scopes.has(s))) {
+      authenticated.inc();
+      await next();
+      return;
+    }
+    const scope = `scope="${required.join(' ')}"`;
     if (!principal) {
       outcomes.inc({ outcome: authFailure ?? 'missing' });
       if (authFailure === 'unavailable') throw problems.unavailable('The identity provider cannot be reached to check the token; retry shortly.');
@@ -30,12 +37,8 @@ export function authorize(outcomes: Counter<'outcome'>): Middleware<Authenticate
       ctx.set('WWW-Authenticate', authFailure === 'invalid_token' ? `Bearer ${REALM}, error="invalid_token"` : `Bearer ${REALM}, ${scope}`);
       throw problems.unauthorized();
     }
-    if (!required.every((s) => principal.scopes.has(s))) {
-      outcomes.inc({ outcome: 'insufficient_scope' });
-      ctx.set('WWW-Authenticate', `Bearer ${REALM}, error="insufficient_scope", ${scope}`);
-      throw problems.insufficientScope(required);
-    }
-    outcomes.inc({ outcome: 'authenticated' });
-    await next();
+    outcomes.inc({ outcome: 'insufficient_scope' });
+    ctx.set('WWW-Authenticate', `Bearer ${REALM}, error="insufficient_scope", ${scope}`);
+    throw problems.insufficientScope(required);
   };
 }

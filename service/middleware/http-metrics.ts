@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Metrics } from '../observability/metrics.js';
 import { traceExemplar } from '../observability/tracing.js';
-import { routeTemplate } from './route-template.js';
+import { settleTiming, startTiming } from './request-timing.js';
 
 /**
  * The golden signals at the edge: latency histogram by method, route template and status (traffic and
@@ -10,16 +10,15 @@ import { routeTemplate } from './route-template.js';
  */
 export function httpMetrics(metrics: Pick<Metrics, 'httpDuration' | 'httpInFlight' | 'validationFailures'>): Middleware {
   return async function httpMetricsMiddleware(ctx, next) {
-    const start = process.hrtime.bigint();
+    startTiming(ctx);
     metrics.httpInFlight.inc();
     try {
       await next();
     } finally {
       metrics.httpInFlight.dec();
-      const route = routeTemplate(ctx);
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const { route, ms } = settleTiming(ctx);
       const labels = { method: ctx.method, route, status_code: ctx.status };
-      metrics.httpDuration.observe({ labels, value: seconds, exemplarLabels: traceExemplar(ctx.state) });
+      metrics.httpDuration.observe({ labels, value: ms / 1000, exemplarLabels: traceExemplar(ctx.state) });
       if (ctx.status === 400) metrics.validationFailures.inc({ route });
     }
   };

@@ -7,31 +7,42 @@ import { traceLogFields, type TraceState } from '../observability/tracing.js';
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** What request-id puts on ctx.state for the middleware and handlers after it. */
-export interface RequestLogState {
+export interface RequestIdState {
   requestId: string;
-  /** The app's logger bound to this request's id: every line it writes carries `requestId`. */
-  log: Logger;
+}
+
+interface RequestLogState extends Partial<RequestIdState>, TraceState {
+  /** The logger this request's lines go to, and (made by the first line that needs it) its child bound to the id. */
+  logger?: Logger;
+  log?: Logger;
 }
 
 /**
  * Correlation id: the caller's X-Request-ID when sane, a fresh UUID otherwise. Returned in the
- * response, and bound into a child logger for everything that logs while serving the request,
- * with the request's trace when it is traced.
- * A child logger on the context rather than AsyncLocalStorage: on Node 20 the latter puts a hook
- * on every promise of every request, which bench/ measured at about a quarter of a GET's CPU.
+ * response, written on the access line and on every other line logged while serving the request
+ * (requestLog), with the request's trace when it is traced.
  */
-export function requestId(log: Logger): Middleware<RequestLogState> {
+export function requestId(log: Logger): Middleware<RequestIdState> {
   return function requestIdMiddleware(ctx, next) {
     const incoming = ctx.get('X-Request-ID');
     const id = SANE_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = id;
-    ctx.state.log = log.child({ requestId: id, ...traceLogFields(ctx.state as TraceState) });
+    (ctx.state as RequestLogState).logger = log;
     ctx.set('X-Request-ID', id);
     return next();
   };
 }
 
-/** The request's logger, or `fallback` outside a request (never expected in the app). */
+/**
+ * The logger for a line about this request (`fallback` outside one): bound to its id and trace. Made on first use,
+ * so the requests that log nothing but their access line (nearly all) never build one; a child
+ * logger on the context rather than AsyncLocalStorage, whose hook on every promise bench/ measured
+ * at about a quarter of a GET's CPU (Node 20).
+ */
 export function requestLog(ctx: Context, fallback: Logger): Logger {
-  return (ctx.state as Partial<RequestLogState>).log ?? fallback;
+  const state = ctx.state as RequestLogState;
+  if (state.log) return state.log;
+  if (state.requestId === undefined || state.logger === undefined) return fallback;
+  state.log = state.logger.child({ requestId: state.requestId, ...traceLogFields(state) });
+  return state.log;
 }

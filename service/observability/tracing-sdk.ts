@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -12,7 +13,6 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -27,6 +27,7 @@ import {
   type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
+import type { Context as KoaContext, Next } from 'koa';
 import type { Counter } from 'prom-client';
 import type { Tracing, TraceState, TracingDeps } from './tracing.js';
 import { UNMATCHED_ROUTE, routeTemplate } from '../middleware/route-template.js';
@@ -98,20 +99,19 @@ export function startTracing(config: TracingConfig & { endpoint: string }, deps:
     ],
   });
   const tracer: Tracer = provider.getTracer('users-service');
-  // Our own instance, never registered globally: only this module's spans use it, and two apps
-  // in one process (the tests) do not share state.
-  const contextManager = new AsyncLocalStorageContextManager().enable();
+  // The context of the request being served, only when its trace is recorded: a child span starts
+  // only where it finds one. Our own store, not OTel's global context manager: only this module's
+  // spans use it, and two apps in one process (the tests) do not share state. On Node.js 24,
+  // AsyncLocalStorage rides on V8's continuation data, so a request that never enters it pays
+  // nothing for it, and one that does pays one run() per span that has children.
+  const active = new AsyncLocalStorage<Context>();
   // W3C trace context only: baggage from outside is not trusted, so no baggage propagator.
   const propagator = new W3CTraceContextPropagator();
 
-  const currentSpan = (): Span | undefined => trace.getSpan(contextManager.active());
-
-  function child(name: string, kind: SpanKind, attributes: Attributes): { span: Span; context: Context } | undefined {
-    const parent = contextManager.active();
-    if (!trace.getSpan(parent)?.isRecording()) return undefined;
-    const span = tracer.startSpan(name, { kind, attributes }, parent);
-    return { span, context: trace.setSpan(parent, span) };
-  }
+  const currentSpan = (): Span | undefined => {
+    const context = active.getStore();
+    return context && trace.getSpan(context);
+  };
 
   async function finish<T>(span: Span, run: () => Promise<T>): Promise<T> {
     try {
@@ -126,58 +126,68 @@ export function startTracing(config: TracingConfig & { endpoint: string }, deps:
     }
   }
 
+  /** The rest of a request whose trace is recorded: its span is the parent of what runs inside. */
+  async function recorded(ctx: KoaContext, next: Next, span: Span, method: string, parent: Context): Promise<void> {
+    // Set after the sampling decision, so an unsampled request does not build them: the samplers
+    // offered (OTEL_TRACES_SAMPLER) decide on the trace id and the parent alone.
+    span.setAttributes({
+      'http.request.method': method,
+      'url.path': ctx.path,
+      'url.scheme': ctx.protocol,
+      'network.protocol.version': ctx.req.httpVersion,
+    });
+    try {
+      await active.run(trace.setSpan(parent, span), next);
+    } catch (err) {
+      span.setAttribute('error.type', errorType(err));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      const route = routeTemplate(ctx);
+      // Named by the route template, never the raw path; unmatched requests keep the bare method.
+      if (route !== UNMATCHED_ROUTE) {
+        span.updateName(`${method} ${route}`);
+        span.setAttribute('http.route', route);
+      }
+      span.setAttribute('http.response.status_code', ctx.status);
+      // A 4xx is the client's error, not the server's (HTTP semantic conventions).
+      if (ctx.status >= 500) {
+        span.setAttribute('error.type', String(ctx.status));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    }
+  }
+
   return {
     enabled: true,
     serverSpan() {
-      return async function serverSpanMiddleware(ctx, next) {
-        if (UNTRACED_PATHS.has(ctx.path)) {
-          await next();
-          return;
-        }
+      return function serverSpanMiddleware(ctx, next) {
+        if (UNTRACED_PATHS.has(ctx.path)) return next();
         const parent = propagator.extract(ROOT_CONTEXT, ctx.headers, defaultTextMapGetter);
         const method = KNOWN_METHODS.has(ctx.method) ? ctx.method : '_OTHER';
-        const span = tracer.startSpan(method, {
-          kind: SpanKind.SERVER,
-          attributes: {
-            'http.request.method': method,
-            'url.path': ctx.path,
-            'url.scheme': ctx.protocol,
-            'network.protocol.version': ctx.req.httpVersion,
-          },
-        }, parent);
-        const spanContext = span.spanContext();
+        const span = tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
         // request-id, next, binds it into the request's logger (see traceLogFields).
-        (ctx.state as TraceState).spanContext = spanContext;
-        try {
-          await contextManager.with(trace.setSpan(parent, span), next);
-        } catch (err) {
-          span.setAttribute('error.type', errorType(err));
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          throw err;
-        } finally {
-          const route = routeTemplate(ctx);
-          // Named by the route template, never the raw path; unmatched requests keep the bare method.
-          if (route !== UNMATCHED_ROUTE) {
-            span.updateName(`${method} ${route}`);
-            span.setAttribute('http.route', route);
-          }
-          span.setAttribute('http.response.status_code', ctx.status);
-          // A 4xx is the client's error, not the server's (HTTP semantic conventions).
-          if (ctx.status >= 500) {
-            span.setAttribute('error.type', String(ctx.status));
-            span.setStatus({ code: SpanStatusCode.ERROR });
-          }
-          span.end();
-        }
+        (ctx.state as TraceState).spanContext = span.spanContext();
+        // Unsampled: its ids go to the log lines and nothing else. No child span would be recorded
+        // either, so the request runs outside the store, and the children find no parent.
+        if (!span.isRecording()) return next();
+        return recorded(ctx, next, span, method, parent);
       };
     },
     dbQuery(operation, query) {
-      const started = child(operation, SpanKind.CLIENT, { 'db.system.name': 'postgresql', 'db.operation.name': operation });
-      return started ? finish(started.span, query) : query();
+      const parent = active.getStore();
+      if (parent === undefined) return query();
+      const attributes = { 'db.system.name': 'postgresql', 'db.operation.name': operation };
+      return finish(tracer.startSpan(operation, { kind: SpanKind.CLIENT, attributes }, parent), query);
     },
     limiterCall(call) {
-      const started = child('ratelimit', SpanKind.INTERNAL, {});
-      return started ? finish(started.span, () => contextManager.with(started.context, call)) : call();
+      const parent = active.getStore();
+      if (parent === undefined) return call();
+      const span = tracer.startSpan('ratelimit', { kind: SpanKind.INTERNAL }, parent);
+      // Entered, so that the limiter's own hooks (annotate) write on this span.
+      const context = trace.setSpan(parent, span);
+      return finish(span, () => active.run(context, call));
     },
     annotate(attributes, event) {
       const span = currentSpan();
@@ -190,7 +200,7 @@ export function startTracing(config: TracingConfig & { endpoint: string }, deps:
       const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, deps.flushTimeoutMs); });
       await Promise.race([provider.shutdown().catch(() => undefined), bound]);
       clearTimeout(timer);
-      contextManager.disable();
+      active.disable();
     },
   };
 }

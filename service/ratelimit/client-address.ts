@@ -1,19 +1,35 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
-/** The eight 16-bit groups of an IPv6 address, `::` expanded and an embedded IPv4 tail converted. */
-function groups(address: string): number[] {
-  let text = address;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
-  if (v4) {
-    const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
-    text = `${text.slice(0, -v4.length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+/** Appends the 16-bit groups of `part` (colon-separated; a dotted IPv4 group counts as two). */
+function pushGroups(part: string, into: number[]): void {
+  if (part === '') return;
+  for (const group of part.split(':')) {
+    if (group.includes('.')) {
+      const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
+      into.push((a << 8) | b, (c << 8) | d);
+    } else {
+      into.push(parseInt(group, 16));
+    }
   }
-  const [head = '', tail] = text.split('::');
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const left = parse(head);
-  const right = tail === undefined ? [] : parse(tail);
-  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
 }
+
+/** The eight 16-bit groups of a valid IPv6 address, `::` expanded and an embedded IPv4 tail converted. */
+function groups(address: string): number[] {
+  const head: number[] = [];
+  const gap = address.indexOf('::');
+  if (gap === -1) {
+    pushGroups(address, head);
+    return head;
+  }
+  const tail: number[] = [];
+  pushGroups(address.slice(0, gap), head);
+  pushGroups(address.slice(gap + 2), tail);
+  while (head.length + tail.length < 8) head.push(0);
+  return head.concat(tail);
+}
+
+/** How a dual-stack socket (the service listens on ::) reports every IPv4 client. */
+const MAPPED_PREFIX = '::ffff:';
 
 /**
  * The rate-limit identity of a network client: an IPv4 address as is, an IPv6 address by its /64.
@@ -22,8 +38,14 @@ function groups(address: string): number[] {
  * addresses (::ffff:a.b.c.d, what a dual-stack socket reports) are their IPv4 address.
  */
 export function clientAddressKey(ip: string): string {
-  const address = ip.replace(/%.*$/, '');
+  const zone = ip.indexOf('%');
+  const address = zone === -1 ? ip : ip.slice(0, zone);
   if (isIPv4(address)) return address;
+  // The common case on a dual-stack socket, answered without parsing groups (this runs per request).
+  if (address.startsWith(MAPPED_PREFIX)) {
+    const v4 = address.slice(MAPPED_PREFIX.length);
+    if (isIPv4(v4)) return v4;
+  }
   if (!isIPv6(address)) return address;
   const g = groups(address);
   const [, , , , , mapped = 0, high = 0, low = 0] = g;

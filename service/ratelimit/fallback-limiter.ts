@@ -13,20 +13,15 @@ export interface LimiterHooks {
 
 export interface FallbackLimiterOptions {
   /**
-   * The client the remote limiter uses, configured to fail fast (commandTimeout, no offline
-   * queue, no per-request retries): a slow or absent Redis must cost at most one timeout.
+   * The client the remote limiter uses, configured to fail fast (no offline queue, no per-request
+   * retries): an absent Redis costs nothing, and the remote limiter's deadline bounds a slow one.
    */
   redis: Redis;
+  /** Settles every decision within its deadline (RATE_LIMIT_REDIS_TIMEOUT), rejecting on a miss. */
   remote: RedisLimiter;
   local: LocalLimiter;
   log: Pick<Logger, 'info' | 'warn'>;
   hooks: LimiterHooks;
-  /**
-   * The longest a decision waits for Redis (RATE_LIMIT_REDIS_TIMEOUT), kept here and not only as
-   * ioredis' commandTimeout: with auto-pipelining a command queued behind an in-flight pipeline is
-   * sent (and its commandTimeout started) only once that pipeline settles, up to twice the timeout.
-   */
-  timeoutMs: number;
   /** While Redis is down, at most one request per interval tries it (the others decide locally at once). */
   probeIntervalMs?: number;
   now?: () => number;
@@ -71,7 +66,7 @@ export class FallbackLimiter implements RateLimiter {
     const { hooks, remote, local } = this.options;
     if (this.state === 'up' || this.claimProbe()) {
       try {
-        const decision = await this.withinTimeout(remote.tryConsume(key));
+        const decision = await remote.tryConsume(key);
         this.markUp();
         hooks.onDecision(decision.allowed ? 'allowed' : 'limited');
         return decision;
@@ -103,16 +98,6 @@ export class FallbackLimiter implements RateLimiter {
     // quit() waits for pending replies; when there is no connection there is nothing to wait for.
     if (redis.status === 'ready') await redis.quit().catch(() => { redis.disconnect(); });
     else redis.disconnect();
-  }
-
-  private withinTimeout<T>(work: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => { reject(new Error(`no answer from Redis within ${this.options.timeoutMs} ms`)); }, this.options.timeoutMs);
-    });
-    // The late reply (or its own timeout) still settles `work`; nobody needs it any more.
-    work.catch(() => undefined);
-    return Promise.race([work, deadline]).finally(() => { clearTimeout(timer); });
   }
 
   /** While not up, lets one request at a time, at most once per interval, try Redis. */

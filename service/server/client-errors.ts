@@ -5,7 +5,7 @@ import { SECURITY_HEADERS } from '../middleware/security.js';
 import type { ConnectionState } from './connections.js';
 
 /** Node's own error responses carry the headers every Koa response gets. */
-const RAW_SECURITY_HEADERS = SECURITY_HEADERS.set.map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(', ') : String(value)}`);
+const RAW_SECURITY_HEADERS = SECURITY_HEADERS.map(([name, value]) => `${name}: ${value}`);
 
 /** Which HTTP status a request that never became a request (parser error, timeout) gets. */
 function clientErrorStatus(code: string | undefined): number {

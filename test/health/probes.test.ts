@@ -41,6 +41,17 @@ describe('probes', () => {
     expect(res.headers.get('x-powered-by')).to.equal(null);
   });
 
+  it('sends the five security headers a JSON API needs and none meant for HTML documents', async () => {
+    const res = await call(`${suite.app.baseUrl}/health`);
+    expect(res.headers.get('content-security-policy')).to.equal("default-src 'none'; frame-ancestors 'none'");
+    expect(res.headers.get('referrer-policy')).to.equal('no-referrer');
+    expect(res.headers.get('cross-origin-resource-policy')).to.equal('same-origin');
+    expect(res.headers.get('strict-transport-security')).to.equal('max-age=31536000');
+    for (const documentOnly of ['x-frame-options', 'x-xss-protection', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'origin-agent-cluster', 'cross-origin-opener-policy']) {
+      expect(res.headers.get(documentOnly), documentOnly).to.equal(null);
+    }
+  });
+
   it('grants no CORS access unless origins are configured', async () => {
     const res = await call(`${suite.app.baseUrl}/api/users`, { headers: { origin: 'https://evil.example' } });
     expect(res.headers.get('access-control-allow-origin')).to.equal(null);

@@ -95,12 +95,23 @@ export class PrivateRedis {
     });
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers, as with a stalled host. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Kills the server as a crash would (SIGKILL), and waits until it is gone. */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
+    // A frozen process dies of SIGKILL too; SIGCONT only spares the wait for the scheduler.
+    child.kill('SIGCONT');
     await exited;
     this.child = undefined;
   }
