@@ -170,8 +170,11 @@ describe('shutdown under load', function () {
     expect(closedAt - logTime('signal received'), 'listener open for the whole drain delay').to.be.at.least(DRAIN_MS);
     const closedAtPerf = closedAt - Date.now() + performance.now();
     expect(refused.filter((o) => o.end < closedAtPerf - 20).map((o) => Math.round(o.end - closedAtPerf))).to.deep.equal([]);
-    expect(servedDuringDrain.filter((o) => o.connection === 'fresh' && o.start > sigterm + DRAIN_MS - 300).length).to.be.greaterThan(0);
-    expect(servedDuringDrain.filter((o) => o.connection === 'keep-alive' && o.start > sigterm + DRAIN_MS - 300).length).to.be.greaterThan(0);
+    // Both kinds served through the drain, not only at its start: some sent in its second half (by the service's
+    // clock for its end; a fixed last-300-ms window saw none alone in a cold process on a loaded machine).
+    const lateInDrain = (o: Outcome) => o.start > (sigterm + closedAtPerf) / 2;
+    expect(servedDuringDrain.filter((o) => o.connection === 'fresh' && lateInDrain(o)).length, 'fresh connections late in the drain').to.be.greaterThan(0);
+    expect(servedDuringDrain.filter((o) => o.connection === 'keep-alive' && lateInDrain(o)).length, 'keep-alive late in the drain').to.be.greaterThan(0);
 
     // Every acknowledged write is there.
     const created = outcomes.flatMap((o) => (o.createdId === undefined ? [] : [o.createdId]));
