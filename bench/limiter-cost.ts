@@ -15,15 +15,12 @@
  * own. The difference "on − off" in CPU µs/request is the limiter's CPU cost per request.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import knexFactory from 'knex';
 import { parse as parseYaml } from 'yaml';
-import { migrateLatest } from '../service/db/migrator.js';
+import { createBenchDatabase, freePort } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./wrk/scenario.lua', import.meta.url));
@@ -65,40 +62,6 @@ const builds = args.builds.split(',').map((pair) => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const log = (line: string) => { process.stderr.write(`${line}\n`); };
-
-async function createDatabase(adminUrl: string) {
-  const name = `users_limcost_${randomBytes(4).toString('hex')}`;
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 2 } });
-  try {
-    await migrateLatest(db, { advisoryLock: true });
-    await db.raw(`INSERT INTO users (name, email) SELECT 'User ' || g, 'user' || g || '@seed.example' FROM generate_series(1, ?) AS g`, [Number(args.rows)]);
-    await db.raw('VACUUM ANALYZE users');
-  } finally {
-    await db.destroy();
-  }
-  return {
-    url: url.toString(),
-    async drop() {
-      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.destroy();
-    },
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
-    });
-  });
-}
 
 /** A function, so TypeScript does not narrow exitCode across awaits. */
 function running(child: ChildProcess): boolean {
@@ -215,7 +178,7 @@ async function wrk(server: Server, seconds: number): Promise<Run> {
 }
 
 async function main(): Promise<void> {
-  const db = await createDatabase(args['admin-url']);
+  const db = await createBenchDatabase(args['admin-url'], Number(args.rows), 'users_limcost');
   const redis = args['redis-url'] === undefined ? await privateRedis() : { url: args['redis-url'], stop: () => undefined };
   const servers: Server[] = [];
   const runs = new Map<string, Run[]>();

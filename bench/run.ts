@@ -18,16 +18,14 @@
  *   npm run bench -- --duration 30 --repetitions 5 --connections 50
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
 import { parse as parseYaml } from 'yaml';
-import { migrateLatest } from '../service/db/migrator.js';
+import { createBenchDatabase, freePort } from './harness.js';
 import { POOL_MAX } from './shared.js';
 import { startIssuer, type BenchIssuer } from './issuer.js';
 import { droppedSpans, isTraced, startSink, tracingEnv, TRACED_SERVERS, type Sink } from './tracing.js';
@@ -121,37 +119,6 @@ const percentile = (xs: number[], p: number) => {
 
 // ---------------------------------------------------------------- database
 
-async function createDatabase(adminUrl: string) {
-  const name = `users_bench_${String(process.pid)}_${randomBytes(3).toString('hex')}`;
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 4 } });
-  try {
-    await migrateLatest(db, { advisoryLock: true });
-    await db.raw(
-      `INSERT INTO users (name, email) SELECT 'User ' || g, 'user' || g || '@seed.example' FROM generate_series(1, ?) AS g`,
-      [opts.rows],
-    );
-    await db.raw('VACUUM ANALYZE users');
-  } catch (err) {
-    await db.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.destroy();
-    throw err;
-  }
-  await db.destroy();
-  return {
-    name,
-    url: url.toString(),
-    async drop() {
-      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.destroy();
-    },
-  };
-}
-
 // ---------------------------------------------------------------- servers
 
 interface RunningServer {
@@ -161,17 +128,6 @@ interface RunningServer {
   metricsPort: number;
   child: ChildProcess;
   stderr: string[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
-    });
-  });
 }
 
 /** A function, so TypeScript does not narrow exitCode across awaits. */
@@ -420,7 +376,7 @@ async function main(): Promise<void> {
   const loadAverageAtStart = loadavg();
   if ((loadAverageAtStart[0] ?? 0) > cpus().length * 0.5) log(`bench: warning: load average ${fmt(loadAverageAtStart[0], 2)} on ${String(cpus().length)} CPUs; other work will skew the numbers`);
   log(`bench: ${String(opts.repetitions)} × ${String(opts.duration)} s per run, ${String(opts.connections)} connections, wrk -t${String(opts.threads)}`);
-  const db = await createDatabase(args['admin-url']);
+  const db = await createBenchDatabase(args['admin-url'], opts.rows, 'users_bench');
   log(`bench: database ${db.name} seeded with ${String(opts.rows)} users`);
   const servers: RunningServer[] = [];
   const sink = await startSink();
