@@ -1,7 +1,9 @@
 /** What every bench script needs around the servers it measures: a seeded throwaway database and free ports. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import knexFactory from 'knex';
+import { parse as parseYaml } from 'yaml';
 import { migrateLatest } from '../service/db/migrator.js';
 
 export interface BenchDatabase {
@@ -45,4 +47,13 @@ export function freePort(): Promise<number> {
       probe.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
     });
   });
+}
+
+/**
+ * The runtime settings the chart gives every pod (V8's heap, glibc's malloc arenas), read from its
+ * defaults, so a benched service runs as a deployed one and the two cannot drift.
+ */
+export function chartRuntimeEnv(): { NODE_OPTIONS: string; MALLOC_ARENA_MAX: string } {
+  const values = parseYaml(readFileSync(new URL('../chart/users-service/values.yaml', import.meta.url), 'utf8')) as { nodeOptions: string; mallocArenaMax: number };
+  return { NODE_OPTIONS: values.nodeOptions, MALLOC_ARENA_MAX: String(values.mallocArenaMax) };
 }

@@ -19,8 +19,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { parse as parseYaml } from 'yaml';
-import { createBenchDatabase, freePort } from './harness.js';
+import { chartRuntimeEnv, createBenchDatabase, freePort } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./wrk/scenario.lua', import.meta.url));
@@ -115,7 +114,7 @@ async function start(label: string, entry: string, limiter: boolean, databaseUrl
     RATE_LIMIT_BURST: '1000000',
     LOG_LEVEL: 'info',
     DB_POOL_MAX: args['pool-max'],
-    NODE_OPTIONS: (parseYaml(readFileSync(`${ROOT}/chart/users-service/values.yaml`, 'utf8')) as { nodeOptions: string }).nodeOptions,
+    ...chartRuntimeEnv(),
   };
   if (limiter) Object.assign(env, { REDIS_URL: redisUrl, RATE_LIMIT_REDIS_TIMEOUT: args['redis-timeout'] });
   else delete env.REDIS_URL;

@@ -24,8 +24,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
-import { parse as parseYaml } from 'yaml';
-import { createBenchDatabase, freePort } from './harness.js';
+import { chartRuntimeEnv, createBenchDatabase, freePort } from './harness.js';
 import { POOL_MAX } from './shared.js';
 import { startIssuer, type BenchIssuer } from './issuer.js';
 import { droppedSpans, isTraced, startSink, tracingEnv, TRACED_SERVERS, type Sink } from './tracing.js';
@@ -152,8 +151,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       RATE_LIMIT_BURST: '1000000',
       LOG_LEVEL: 'info',
       DB_POOL_MAX: String(POOL_MAX),
-      // The heap settings the chart gives every pod, read from its defaults so the two cannot drift.
-      NODE_OPTIONS: (parseYaml(readFileSync(`${ROOT}/chart/users-service/values.yaml`, 'utf8')) as { nodeOptions: string }).nodeOptions,
+      ...chartRuntimeEnv(),
     });
     if (isTraced(name)) Object.assign(env, tracingEnv(name, sink.url));
     const entry = name === 'before' ? args['before-entry'] ?? '' : args['service-entry'];

@@ -228,6 +228,7 @@ the clean-up of ConfigMaps no ReplicaSet references any more.
 PORT: {{ .Values.containerPort | quote }}
 METRICS_PORT: {{ .Values.metrics.port | quote }}
 NODE_OPTIONS: {{ .Values.nodeOptions | quote }}
+MALLOC_ARENA_MAX: {{ .Values.mallocArenaMax | quote }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 TRUST_PROXY_HOPS: {{ .Values.config.trustProxyHops | quote }}
 CORS_ORIGINS: {{ join "," .Values.config.corsOrigins | quote }}
