@@ -11,6 +11,9 @@
  *             stdout is /dev/null, so formatting and write() are paid. Tracing off.
  *   nolimit   the same service without REDIS_URL: the in-process limiter only, so no Redis round
  *             trip (GET by id only; the reference of the limiter-cost goal)
+ *   noauth, nolog: the same service without authentication (no AUTH_ISSUER), or without its access
+ *             lines (LOG_LEVEL=warn): what each feature costs (GET by id only; not in the default
+ *             set: --servers baseline,naive,service,nolimit,noauth,nolog --scenarios get)
  *   before    another build of the service (--before-entry), same environment: before/after in one run
  *   traced10, traced100: the service with tracing on (bench/tracing.ts; GET by id only)
  * Load: wrk on loopback (see bench/wrk/scenario.lua), the same requests (token included) for all.
@@ -60,7 +63,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`usage: npm run bench -- [--duration s] [--warmup s] [--repetitions n] [--connections n] [--threads n]
   [--rate-fraction 0.7] [--scrapes n] [--scenarios get,list,post,patch,health]
-  [--servers baseline,naive,service,nolimit,traced10,traced100] [--rows 10000] [--admin-url postgres://…]
+  [--servers baseline,naive,service,nolimit,noauth,nolog,traced10,traced100] [--rows 10000] [--admin-url postgres://…]
   [--redis-url redis://…] [--keep-db] [--max-only] [--service-entry dist/service/main.js]
   [--before-entry /tmp/perf-before/dist/service/main.js] [--out latest.json]\n`);
   process.exit(0);
@@ -82,12 +85,15 @@ const opts = {
   rows: Math.round(positive('rows', args.rows)),
 };
 
-const SERVER_NAMES = ['baseline', 'naive', 'service', 'before', 'nolimit', 'traced10', 'traced100'] as const;
+const SERVER_NAMES = ['baseline', 'naive', 'service', 'before', 'nolimit', 'noauth', 'nolog', 'traced10', 'traced100'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
 /** Builds of the service (dist/service/main.js or --before-entry), started with the service's environment. */
-const isService = (name: ServerName) => name === 'service' || name === 'before' || name === 'nolimit' || isTraced(name);
+/** The service without one feature each: the feature's cost is the service's CPU per request minus theirs. */
+const WITHOUT_FEATURE = { nolimit: 'the Redis limiter (in-process instead)', noauth: 'authentication', nolog: 'the access log' } as const;
+const isAblation = (name: ServerName): name is keyof typeof WITHOUT_FEATURE => name in WITHOUT_FEATURE;
+const isService = (name: ServerName) => name === 'service' || name === 'before' || isAblation(name) || isTraced(name);
 /** Variants measured on GET by id only, the scenario their goals name. */
-const getOnly = (name: ServerName) => name === 'nolimit' || isTraced(name);
+const getOnly = (name: ServerName) => isAblation(name) || isTraced(name);
 const SCENARIOS = {
   get: 'GET /api/users/{id}',
   list: 'GET /api/users?limit=20',
@@ -141,7 +147,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
   let argv: string[];
   if (isService(name)) {
     Object.assign(env, {
-      ...issuer.env,
+      ...(name === 'noauth' ? {} : issuer.env),
       // Every request pays for the limiter's Redis round trip; none is refused. Without REDIS_URL
       // (nolimit) the service decides in-process: the same middleware, no round trip.
       ...(name === 'nolimit' ? {} : { REDIS_URL: redisUrl }),
@@ -149,7 +155,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       METRICS_PORT: String(metricsPort),
       RATE_LIMIT_RPS: '1000000',
       RATE_LIMIT_BURST: '1000000',
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: name === 'nolog' ? 'warn' : 'info',
       DB_POOL_MAX: String(POOL_MAX),
       ...chartRuntimeEnv(),
     });
@@ -490,6 +496,14 @@ async function main(): Promise<void> {
     const cpu = (n: ServerName) => r.fixedRate.results[n]?.cpuUsPerRequest;
     rateCpuRows.push([r.label, fmt(r.fixedRate.rate), ...serverNames.map((n) => fmt(cpu(n))), fmt(ratio(cpu('service'), cpu('baseline')), 2), ...(has('before') ? [fmt(ratio(cpu('service'), cpu('before')), 2)] : [])]);
   }
+  // What each feature costs: the same build without it, on GET by id, at the fixed rate (same batching).
+  const getScenario = reports.find((r) => r.scenario === 'get');
+  const featureRows: string[][] = [['GET by id @ fixed rate', 'CPU µs/req without it', 'the feature costs µs/req', 'share of the service\'s CPU']];
+  for (const n of serverNames.filter(isAblation)) {
+    const cpu = (x: ServerName) => getScenario?.fixedRate.results[x]?.cpuUsPerRequest;
+    const cost = (cpu('service') ?? NaN) - (cpu(n) ?? NaN);
+    featureRows.push([WITHOUT_FEATURE[n], fmt(cpu(n)), fmt(cost), `${fmt((100 * cost) / (cpu('service') ?? NaN), 0)} %`]);
+  }
   const memRows = [['server', 'max RSS under load (MB)'], ...serverNames.map((n) => [n, fmt(rssMax[n], 0)])];
 
   // The goals of issue 16, exactly: nothing more (the tracing rows below are the tracing issue's).
@@ -570,6 +584,7 @@ async function main(): Promise<void> {
     '',
     table(memRows),
     '',
+    ...(featureRows.length > 1 ? ['What each feature costs (the service minus the same service without it)', table(featureRows), ''] : []),
     ...(scrapeRows.length > 1 ? ['GET /metrics on the metrics port (information; no goal of issue 16)', table(scrapeRows), ''] : []),
     ...(tracingRows.length > 2 ? ['Tracing cost (OTLP/protobuf to a local sink; the same build with tracing off is the reference)', table(tracingRows), `Export requests received by the sink: ${String(sink.received.requests)} (${fmt(sink.received.bytes / 1e6, 1)} MB).`, ''] : []),
     'Goals',
