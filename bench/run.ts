@@ -12,8 +12,7 @@
  *   nolimit   the same service without REDIS_URL: the in-process limiter only, so no Redis round
  *             trip (GET by id only; the reference of the limiter-cost goal)
  *   noauth, nolog: the same service without authentication (no AUTH_ISSUER), or without its access
- *             lines (LOG_LEVEL=warn): what each feature costs (GET by id only; not in the default
- *             set: --servers baseline,naive,service,nolimit,noauth,nolog --scenarios get)
+ *             lines (LOG_LEVEL=warn); with nolimit, what each feature costs (GET by id only)
  *   before    another build of the service (--before-entry), same environment: before/after in one run
  *   traced10, traced100: the service with tracing on (bench/tracing.ts; GET by id only)
  * Load: wrk on loopback (see bench/wrk/scenario.lua), the same requests (token included) for all.
@@ -46,7 +45,7 @@ const { values: args } = parseArgs({
     'rate-fraction': { type: 'string', default: '0.7' },
     scrapes: { type: 'string', default: '40' },
     scenarios: { type: 'string', default: 'get,list,post,patch' },
-    servers: { type: 'string', default: 'baseline,naive,service,nolimit,traced10,traced100' },
+    servers: { type: 'string', default: 'baseline,naive,service,nolimit,noauth,nolog,traced10,traced100' },
     rows: { type: 'string', default: '10000' },
     'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
