@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { PrivateRedis } from '../test/ratelimit/support.js';
 import { chartRuntimeEnv, createBenchDatabase, freePort } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,21 +69,6 @@ function running(child: ChildProcess): boolean {
 }
 
 interface Server { label: string; port: number; metricsPort: number; child: ChildProcess; stderr: string[] }
-
-/** A throwaway redis-server (no persistence) on a free port. */
-async function privateRedis(): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => { reject(new Error(`redis-server exited with ${String(code)}: ${out}`)); });
-  });
-  return { url: `redis://127.0.0.1:${String(port)}`, stop: () => { child.kill('SIGKILL'); } };
-}
 
 /** Decisions the in-process fallback took because Redis failed or was late (those requests measure the wrong thing). */
 async function fallbackDecisions(server: Server): Promise<number> {
@@ -178,7 +164,7 @@ async function wrk(server: Server, seconds: number): Promise<Run> {
 
 async function main(): Promise<void> {
   const db = await createBenchDatabase(args['admin-url'], Number(args.rows), 'users_limcost');
-  const redis = args['redis-url'] === undefined ? await privateRedis() : { url: args['redis-url'], stop: () => undefined };
+  const redis = args['redis-url'] === undefined ? await PrivateRedis.start() : { url: args['redis-url'], stop: () => Promise.resolve() };
   const servers: Server[] = [];
   const runs = new Map<string, Run[]>();
   try {
@@ -207,7 +193,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all(servers.map(stop));
-    redis.stop();
+    await redis.stop();
     await db.drop();
   }
   const summary = builds.map(({ name }) => {

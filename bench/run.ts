@@ -32,6 +32,8 @@ import { startIssuer, type BenchIssuer } from './issuer.js';
 import { droppedSpans, isTraced, startSink, tracingEnv, TRACED_SERVERS, type Sink } from './tracing.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Read once: every service of the run gets the chart's runtime settings. */
+const CHART_RUNTIME_ENV = chartRuntimeEnv();
 const SCRIPT = fileURLToPath(new URL('./wrk/scenario.lua', import.meta.url));
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -86,10 +88,10 @@ const opts = {
 
 const SERVER_NAMES = ['baseline', 'naive', 'service', 'before', 'nolimit', 'noauth', 'nolog', 'traced10', 'traced100'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
-/** Builds of the service (dist/service/main.js or --before-entry), started with the service's environment. */
 /** The service without one feature each: the feature's cost is the service's CPU per request minus theirs. */
 const WITHOUT_FEATURE = { nolimit: 'the Redis limiter (in-process instead)', noauth: 'authentication', nolog: 'the access log' } as const;
 const isAblation = (name: ServerName): name is keyof typeof WITHOUT_FEATURE => name in WITHOUT_FEATURE;
+/** Builds of the service (dist/service/main.js or --before-entry), started with the service's environment. */
 const isService = (name: ServerName) => name === 'service' || name === 'before' || isAblation(name) || isTraced(name);
 /** Variants measured on GET by id only, the scenario their goals name. */
 const getOnly = (name: ServerName) => isAblation(name) || isTraced(name);
@@ -156,7 +158,7 @@ async function startServer(name: ServerName, databaseUrl: string, redisUrl: stri
       RATE_LIMIT_BURST: '1000000',
       LOG_LEVEL: name === 'nolog' ? 'warn' : 'info',
       DB_POOL_MAX: String(POOL_MAX),
-      ...chartRuntimeEnv(),
+      ...CHART_RUNTIME_ENV,
     });
     if (isTraced(name)) Object.assign(env, tracingEnv(name, sink.url));
     const entry = name === 'before' ? args['before-entry'] ?? '' : args['service-entry'];
@@ -495,14 +497,6 @@ async function main(): Promise<void> {
     const cpu = (n: ServerName) => r.fixedRate.results[n]?.cpuUsPerRequest;
     rateCpuRows.push([r.label, fmt(r.fixedRate.rate), ...serverNames.map((n) => fmt(cpu(n))), fmt(ratio(cpu('service'), cpu('baseline')), 2), ...(has('before') ? [fmt(ratio(cpu('service'), cpu('before')), 2)] : [])]);
   }
-  // What each feature costs: the same build without it, on GET by id, at the fixed rate (same batching).
-  const getScenario = reports.find((r) => r.scenario === 'get');
-  const featureRows: string[][] = [['GET by id @ fixed rate', 'CPU µs/req without it', 'the feature costs µs/req', 'share of the service\'s CPU']];
-  for (const n of serverNames.filter(isAblation)) {
-    const cpu = (x: ServerName) => getScenario?.fixedRate.results[x]?.cpuUsPerRequest;
-    const cost = (cpu('service') ?? NaN) - (cpu(n) ?? NaN);
-    featureRows.push([WITHOUT_FEATURE[n], fmt(cpu(n)), fmt(cost), `${fmt((100 * cost) / (cpu('service') ?? NaN), 0)} %`]);
-  }
   const memRows = [['server', 'max RSS under load (MB)'], ...serverNames.map((n) => [n, fmt(rssMax[n], 0)])];
 
   // The goals of issue 16, exactly: nothing more (the tracing rows below are the tracing issue's).
@@ -536,6 +530,13 @@ async function main(): Promise<void> {
   // Tracing's cost on GET by id, against the same build with tracing off (measured interleaved).
   const tracingRows: string[][] = [['GET by id', 'sampled', 'r/s at max', 'CPU µs/req', 'throughput cost', 'CPU cost per request', 'p99 ms @ 70 %', 'spans dropped']];
   const getReport = byScenario('get');
+  // What each feature costs: the same build without it, on GET by id, at the fixed rate (same batching).
+  const featureRows: string[][] = [['GET by id @ fixed rate', 'CPU µs/req without it', 'the feature costs µs/req', 'share of the service\'s CPU']];
+  for (const n of serverNames.filter(isAblation)) {
+    const cpu = (x: ServerName) => getReport?.fixedRate.results[x]?.cpuUsPerRequest;
+    const cost = (cpu('service') ?? NaN) - (cpu(n) ?? NaN);
+    featureRows.push([WITHOUT_FEATURE[n], fmt(cpu(n)), fmt(cost), `${fmt((100 * cost) / (cpu('service') ?? NaN), 0)} %`]);
+  }
   const off = getReport?.max.service;
   const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(x * 100).toFixed(1)} %`);
   if (off) {
